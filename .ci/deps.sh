@@ -1,0 +1,16 @@
+# Sourced by .ci/run and the README commands: installs the Debian packages the
+# build, tests and examples need, skipping the step when all are present.
+RESNET_APT_PACKAGES="cmake ninja-build g++ clang libclang-rt-14-dev libeigen3-dev catch2 libstb-dev
+  nlohmann-json3-dev python3-torch python3-torchvision python3-numpy python3-pil"
+resnet_install_deps() {
+  local missing=()
+  for p in $RESNET_APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,101 @@
+#pragma once
+// A minimal fork-join pool: `threads - 1` workers plus the calling thread run
+// the items of one parallel_for at a time. Each forward() call owns its pool
+// (see model.hpp), so `threads = 1` really means one core and concurrent
+// callers never share workers.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace resnet::detail {
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int threads) {
+        for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
+    }
+    ~ThreadPool() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+    }
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int threads() const { return int(workers_.size()) + 1; }
+
+    /// Calls fn(i) for every i in [0, count), items taken dynamically by all
+    /// threads. Which thread runs an item never changes its result, so output
+    /// bits do not depend on the thread count.
+    void parallel_for(int64_t count, const std::function<void(int64_t)>& fn) {
+        if (count <= 0) return;
+        if (workers_.empty() || count == 1) {
+            for (int64_t i = 0; i < count; ++i) fn(i);
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            job_ = &fn;
+            count_ = count;
+            next_.store(0);
+            busy_ = int(workers_.size());
+            error_ = nullptr;
+            ++generation_;
+        }
+        wake_.notify_all();
+        run_items();
+        std::unique_lock<std::mutex> lock(mu_);
+        done_.wait(lock, [this] { return busy_ == 0; });
+        job_ = nullptr;
+        if (error_) std::rethrow_exception(error_);
+    }
+
+private:
+    void run_items() {
+        for (int64_t i; (i = next_.fetch_add(1)) < count_;) {
+            try {
+                (*job_)(i);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (!error_) error_ = std::current_exception();
+            }
+        }
+    }
+
+    void work_loop() {
+        uint64_t seen = 0;
+        for (;;) {
+            {
+                std::unique_lock<std::mutex> lock(mu_);
+                wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+                if (stop_) return;
+                seen = generation_;
+            }
+            run_items();
+            std::lock_guard<std::mutex> lock(mu_);
+            if (--busy_ == 0) done_.notify_one();
+        }
+    }
+
+    std::vector<std::thread> workers_;
+    std::mutex mu_;
+    std::condition_variable wake_, done_;
+    const std::function<void(int64_t)>* job_ = nullptr;
+    int64_t count_ = 0;
+    std::atomic<int64_t> next_{0};
+    int busy_ = 0;
+    uint64_t generation_ = 0;
+    bool stop_ = false;
+    std::exception_ptr error_;
+};
+
+}  // namespace resnet::detail

@@ -1,0 +1,159 @@
+#pragma once
+// Conv2d (+ folded eval-mode BatchNorm2d, + fused bias/residual/ReLU).
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../detail/thread_pool.hpp"
+#include "../tensor.hpp"
+
+namespace resnet {
+
+/// What the GEMM's output pass applies to each element, in this order:
+/// + bias[c], + residual (same shape as the output, may be null), max(0, ·).
+template <class T>
+struct Epilogue {
+    const T* residual = nullptr;
+    bool relu = false;
+};
+
+/// 2-D convolution, groups = 1, with bias (the folded BatchNorm).
+///
+/// Input N×Cin×H×W, output N×Cout×Ho×Wo with
+///   Ho = (H + 2·pad − dilation·(k−1) − 1) / stride + 1   (floor division)
+/// and likewise Wo.
+///
+/// Weights live as a row-major Cout × (Cin·k·k) matrix — the layout of
+/// PyTorch's [Cout,Cin,k,k] tensor — so each image is one GEMM
+///   out[Cout × Ho·Wo] = W · col[Cin·k·k × Ho·Wo]
+/// where col is the im2col expansion of the input (or the input itself for a
+/// 1×1, stride-1, unpadded convolution: no copy).
+template <class T>
+class Conv2d {
+public:
+    using RowMatrix = typename Tensor<T>::RowMatrix;
+
+    Conv2d() = default;
+    /// weight: [Cout, Cin, k, k]; bias: [Cout].
+    Conv2d(const Tensor<T>& weight, const Tensor<T>& bias, int stride, int pad, int dilation = 1)
+        : cout_(int(weight.dim(0))), cin_(int(weight.dim(1))), k_(int(weight.dim(2))),
+          stride_(stride), pad_(pad), dilation_(dilation),
+          weight_(weight.reshaped({weight.dim(0), weight.size() / weight.dim(0)})), bias_(bias) {
+        weight.require_shape({-1, -1, weight.dim(2), weight.dim(2)}, "Conv2d weight (square kernel)");
+        bias.require_shape({cout_}, "Conv2d bias");
+        if (stride < 1 || dilation < 1 || pad < 0) detail::fail("Conv2d: invalid stride/pad/dilation");
+    }
+
+    /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
+    ///   W' = W·γ/√(σ²+ε),   b' = β − μ·γ/√(σ²+ε).
+    static Conv2d fold_batchnorm(const Tensor<T>& weight, const Tensor<T>& gamma, const Tensor<T>& beta,
+                                 const Tensor<T>& mean, const Tensor<T>& var, int stride, int pad,
+                                 double eps = 1e-5) {
+        const int64_t cout = weight.dim(0), per_out = weight.size() / cout;
+        Tensor<T> w(weight.shape()), b({cout});
+        for (int64_t o = 0; o < cout; ++o) {
+            const double scale = double(gamma[o]) / std::sqrt(double(var[o]) + eps);
+            for (int64_t i = 0; i < per_out; ++i) w[o * per_out + i] = T(double(weight[o * per_out + i]) * scale);
+            b[o] = T(double(beta[o]) - double(mean[o]) * scale);
+        }
+        return Conv2d(w, b, stride, pad);
+    }
+
+    int in_channels() const { return cin_; }
+    int out_channels() const { return cout_; }
+    int kernel() const { return k_; }
+    int stride() const { return stride_; }
+    int out_size(int in) const { return (in + 2 * pad_ - dilation_ * (k_ - 1) - 1) / stride_ + 1; }
+    const Tensor<T>& weight_matrix() const { return weight_; }
+    const Tensor<T>& bias() const { return bias_; }
+
+    /// Elements of im2col scratch needed for one image of h×w (0 when the
+    /// input is used directly).
+    int64_t workspace_size(int h, int w) const {
+        return direct() ? 0 : int64_t(cin_) * k_ * k_ * out_size(h) * out_size(w);
+    }
+
+    /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
+    void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col,
+                 detail::ThreadPool& pool) const {
+        const int ho = out_size(h), wo = out_size(w);
+        const int64_t plane = int64_t(ho) * wo, krows = int64_t(cin_) * k_ * k_;
+        for (int img = 0; img < n; ++img) {
+            const T* x = in + int64_t(img) * cin_ * h * w;
+            const int64_t out_off = int64_t(img) * cout_ * plane;
+            if (!direct()) {
+                pool.parallel_for(cin_, [&](int64_t c) { im2col_channel(x, int(c), h, w, ho, wo, col); });
+                x = col;
+            }
+            gemm(x, krows, plane, out + out_off, ep.residual ? ep.residual + out_off : nullptr, ep.relu, pool);
+        }
+    }
+
+private:
+    bool direct() const { return k_ == 1 && stride_ == 1 && pad_ == 0; }
+
+    /// Rows (c,i,j) of col: col[(c·k+i)·k+j][oy·wo+ox] = x[c][oy·s−p+i·d][ox·s−p+j·d], 0 outside.
+    void im2col_channel(const T* x, int c, int h, int w, int ho, int wo, T* col) const {
+        const T* src = x + int64_t(c) * h * w;
+        T* dst = col + int64_t(c) * k_ * k_ * ho * wo;
+        for (int i = 0; i < k_; ++i)
+            for (int j = 0; j < k_; ++j) {
+                const int dx = j * dilation_ - pad_;
+                // ox range whose input column ox·s+dx lies inside [0, w)
+                const int lo = std::min(wo, dx >= 0 ? 0 : (-dx + stride_ - 1) / stride_);
+                const int hi = std::max(lo, std::min(wo, w - dx <= 0 ? 0 : (w - dx - 1) / stride_ + 1));
+                for (int oy = 0; oy < ho; ++oy, dst += wo) {
+                    const int iy = oy * stride_ - pad_ + i * dilation_;
+                    if (iy < 0 || iy >= h) {
+                        std::fill_n(dst, wo, T(0));
+                        continue;
+                    }
+                    const T* row = src + int64_t(iy) * w + dx;
+                    std::fill_n(dst, lo, T(0));
+                    if (stride_ == 1)
+                        std::copy(row + lo, row + hi, dst + lo);
+                    else
+                        for (int ox = lo; ox < hi; ++ox) dst[ox] = row[int64_t(ox) * stride_];
+                    std::fill(dst + hi, dst + wo, T(0));
+                }
+            }
+    }
+
+    /// out = W·b (+bias, +residual, ReLU) computed in fixed tiles of
+    /// kRowTile × kColTile outputs. Tile bounds depend only on the layer
+    /// shape, never on the thread count, so results are bit-identical for any
+    /// number of threads; the epilogue runs on each tile while it is in cache.
+    void gemm(const T* b, int64_t krows, int64_t cols, T* out, const T* residual, bool relu,
+              detail::ThreadPool& pool) const {
+        constexpr int64_t kRowTile = 128, kColTile = 256;
+        const int64_t row_tiles = (cout_ + kRowTile - 1) / kRowTile, col_tiles = (cols + kColTile - 1) / kColTile;
+        Eigen::Map<const RowMatrix> B(b, krows, cols);
+        Eigen::Map<RowMatrix> C(out, cout_, cols);
+        const auto& A = weight_.matrix();
+        pool.parallel_for(row_tiles * col_tiles, [&](int64_t t) {
+            const int64_t r0 = t / col_tiles * kRowTile, c0 = t % col_tiles * kColTile;
+            const int64_t nr = std::min(kRowTile, cout_ - r0), nc = std::min(kColTile, cols - c0);
+            C.block(r0, c0, nr, nc).noalias() = A.middleRows(r0, nr) * B.middleCols(c0, nc);
+            for (int64_t r = r0; r < r0 + nr; ++r) {
+                T* o = out + r * cols + c0;
+                const T bias = bias_[r];
+                if (residual) {
+                    const T* res = residual + r * cols + c0;
+                    for (int64_t c = 0; c < nc; ++c) o[c] = (o[c] + bias) + res[c];
+                } else {
+                    for (int64_t c = 0; c < nc; ++c) o[c] += bias;
+                }
+                if (relu)
+                    for (int64_t c = 0; c < nc; ++c) o[c] = std::max(o[c], T(0));
+            }
+        });
+    }
+
+    int cout_ = 0, cin_ = 0, k_ = 1, stride_ = 1, pad_ = 0, dilation_ = 1;
+    Tensor<T> weight_;  // Cout × (Cin·k·k), row-major
+    Tensor<T> bias_;    // Cout
+};
+
+}  // namespace resnet

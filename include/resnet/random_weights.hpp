@@ -1,0 +1,54 @@
+#pragma once
+// Untrained models without a weights file: for benchmarks and tests.
+#include <random>
+
+#include "loader.hpp"
+
+namespace resnet {
+namespace detail {
+
+/// Tensor source for build_resnet(): He-normal conv/fc weights and random
+/// BatchNorm statistics, deterministic in the seed.
+template <class T>
+class RandomWeights {
+public:
+    explicit RandomWeights(uint64_t seed) : rng_(seed) {}
+
+    Tensor<T> take(const std::string& key, const Shape& shape) {
+        Tensor<T> t(shape);
+        const auto ends_with = [&](const char* suffix) {
+            const std::string s(suffix);
+            return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
+        };
+        if (shape.size() >= 2) {  // conv or fc weight
+            const double fan_in = double(t.size() / shape[0]);
+            std::normal_distribution<double> d(0.0, std::sqrt(2.0 / fan_in));
+            for (T& v : t) v = T(d(rng_));
+        } else {
+            const bool var = ends_with("running_var"), gamma = !var && ends_with(".weight") && key != "fc.weight";
+            std::uniform_real_distribution<double> d(var ? 0.5 : gamma ? 0.2 : -0.1, var ? 2.0 : gamma ? 0.8 : 0.1);
+            for (T& v : t) v = T(d(rng_));
+        }
+        return t;
+    }
+
+private:
+    std::mt19937_64 rng_;
+};
+
+}  // namespace detail
+
+/// An untrained torchvision-shaped model (name from architectures()), for
+/// benchmarking and experiments without a weights file.
+template <class T = float>
+ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000, uint64_t seed = 0,
+                       const RunOptions& run = {}) {
+    for (const auto& arch : architectures())
+        if (arch.name == arch_name) {
+            detail::RandomWeights<T> src(seed);
+            return detail::build_resnet<T>(arch, 64, num_classes, src, {{"arch", arch.name}, {"source", "random"}}, run);
+        }
+    detail::fail("unknown arch '", arch_name, "'");
+}
+
+}  // namespace resnet

@@ -1,0 +1,155 @@
+#pragma once
+// resnet::Tensor<T>: owning, contiguous, 64-byte aligned, row-major (NCHW for
+// images) array with Eigen views.
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <type_traits>
+#include <vector>
+
+#include "error.hpp"
+
+namespace resnet {
+
+using Shape = std::vector<int64_t>;
+
+namespace detail {
+constexpr size_t kAlign = 64;  // one cache line, a full AVX-512 register
+
+struct AlignedFree {
+    void operator()(void* p) const noexcept { std::free(p); }
+};
+
+template <class T>
+std::unique_ptr<T[], AlignedFree> aligned_array(size_t n) {
+    if (n == 0) return nullptr;
+    const size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+    void* p = std::aligned_alloc(kAlign, bytes);
+    if (!p) throw std::bad_alloc();
+    return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p));
+}
+
+inline int64_t checked_numel(const Shape& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) {
+        if (d < 0) fail("tensor shape ", shape_str(shape), " has a negative dimension");
+        if (d != 0 && n > INT64_MAX / d) fail("tensor shape ", shape_str(shape), " overflows int64");
+        n *= d;
+    }
+    return n;
+}
+}  // namespace detail
+
+template <class T>
+class Tensor {
+    static_assert(std::is_floating_point<T>::value, "Tensor<T> holds float or double");
+
+public:
+    using Scalar = T;
+    using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+    Tensor() = default;
+    /// Zero-filled tensor of the given shape.
+    explicit Tensor(Shape shape) : shape_(std::move(shape)), size_(detail::checked_numel(shape_)) {
+        data_ = detail::aligned_array<T>(size_t(size_));
+        std::fill_n(data_.get(), size_, T(0));
+    }
+    Tensor(Shape shape, const T* values) : Tensor(std::move(shape)) {
+        std::copy_n(values, size_, data_.get());
+    }
+    Tensor(const Tensor& o) : Tensor(o.shape_, o.data()) {}
+    Tensor& operator=(const Tensor& o) {
+        if (this != &o) *this = Tensor(o);
+        return *this;
+    }
+    Tensor(Tensor&&) noexcept = default;
+    Tensor& operator=(Tensor&&) noexcept = default;
+
+    const Shape& shape() const { return shape_; }
+    int rank() const { return int(shape_.size()); }
+    int64_t dim(int i) const {
+        if (i < 0) i += rank();
+        if (i < 0 || i >= rank())
+            detail::fail("tensor of shape ", shape_str(shape_), " has no dimension ", i);
+        return shape_[size_t(i)];
+    }
+    int64_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    T* data() { return data_.get(); }
+    const T* data() const { return data_.get(); }
+    T* begin() { return data(); }
+    T* end() { return data() + size_; }
+    const T* begin() const { return data(); }
+    const T* end() const { return data() + size_; }
+
+    T& operator[](int64_t i) { return data_[size_t(i)]; }
+    const T& operator[](int64_t i) const { return data_[size_t(i)]; }
+
+    /// Element (n,c,h,w) of a rank-4 tensor; bounds are checked.
+    T& at(int64_t n, int64_t c, int64_t h, int64_t w) { return data_[size_t(offset(n, c, h, w))]; }
+    const T& at(int64_t n, int64_t c, int64_t h, int64_t w) const {
+        return data_[size_t(offset(n, c, h, w))];
+    }
+
+    /// Same data, new shape; throws naming both shapes when the sizes differ.
+    Tensor reshaped(Shape shape) const& {
+        Tensor t(*this);
+        return std::move(t).reshaped(std::move(shape));
+    }
+    Tensor reshaped(Shape shape) && {
+        if (detail::checked_numel(shape) != size_)
+            detail::fail("cannot reshape tensor of shape ", shape_str(shape_), " to ", shape_str(shape));
+        shape_ = std::move(shape);
+        return std::move(*this);
+    }
+
+    /// Throws "<what>: expected shape [..], got [..]" unless shape() == expected.
+    /// A -1 in `expected` matches any size.
+    void require_shape(const Shape& expected, const std::string& what) const {
+        bool ok = expected.size() == shape_.size();
+        for (size_t i = 0; ok && i < expected.size(); ++i) ok = expected[i] < 0 || expected[i] == shape_[i];
+        if (!ok)
+            detail::fail(what, ": expected shape ", shape_str(expected), ", got ", shape_str(shape_));
+    }
+
+    /// Row-major matrix view: dim(0) rows, everything else flattened into columns.
+    Eigen::Map<RowMatrix, Eigen::Aligned64> matrix() { return {data(), rows(), cols()}; }
+    Eigen::Map<const RowMatrix, Eigen::Aligned64> matrix() const { return {data(), rows(), cols()}; }
+    /// Flat view of all elements.
+    Eigen::Map<Vector, Eigen::Aligned64> vector() { return {data(), size_}; }
+    Eigen::Map<const Vector, Eigen::Aligned64> vector() const { return {data(), size_}; }
+
+    template <class U>
+    Tensor<U> cast() const {
+        Tensor<U> out(shape_);
+        std::transform(begin(), end(), out.begin(), [](T v) { return U(v); });
+        return out;
+    }
+
+private:
+    int64_t rows() const { return rank() == 0 ? 1 : shape_[0]; }
+    int64_t cols() const { return rows() == 0 ? 0 : size_ / rows(); }
+    int64_t offset(int64_t n, int64_t c, int64_t h, int64_t w) const {
+        if (rank() != 4)
+            detail::fail("at(n,c,h,w) needs a rank-4 tensor, got shape ", shape_str(shape_));
+        const int64_t idx[4] = {n, c, h, w};
+        for (int i = 0; i < 4; ++i)
+            if (idx[i] < 0 || idx[i] >= shape_[size_t(i)])
+                detail::fail("index (", n, ",", c, ",", h, ",", w, ") out of range for shape ",
+                             shape_str(shape_));
+        return ((n * shape_[1] + c) * shape_[2] + h) * shape_[3] + w;
+    }
+
+    Shape shape_;
+    int64_t size_ = 0;
+    std::unique_ptr<T[], detail::AlignedFree> data_;
+};
+
+}  // namespace resnet

@@ -1,0 +1,14 @@
+// Uses the installed package: a random resnet18 on one 64×64 input.
+#include <resnet/resnet.hpp>
+
+#include <cmath>
+#include <cstdio>
+
+int main() {
+    const auto model = resnet::random_model("resnet18", 10);
+    resnet::Tensor<float> x({1, 3, 64, 64});
+    const auto logits = model.forward(x);
+    if (logits.shape() != resnet::Shape{1, 10} || !std::isfinite(logits[0])) return 1;
+    std::printf("consumer: %s -> logits %s\n", model.architecture().name.c_str(), resnet::shape_str(logits.shape()).c_str());
+    return 0;
+}
