@@ -29,7 +29,7 @@ inline std::string layout_str(BlockKind block, const std::array<int, 4>& stages)
 template <class T>
 class ModelReader {
 public:
-    explicit ModelReader(const std::string& path) : file_(path) {}
+    explicit ModelReader(SafeTensorsFile file) : file_(std::move(file)) {}
 
     SafeTensorsFile& file() { return file_; }
 
@@ -143,8 +143,8 @@ ResNet<T> build_resnet(const Architecture& arch, int64_t base_width, int64_t cla
 /// …, fc.bias). BatchNorm is folded into the convolutions here, once.
 /// Throws resnet::Error naming the file, key, and expected/actual shape.
 template <class T = float>
-ResNet<T> load_model(const std::string& path, const LoadOptions& options = {}) {
-    detail::ModelReader<T> r(path);
+ResNet<T> load_model(SafeTensorsFile file, const LoadOptions& options = {}) {
+    detail::ModelReader<T> r(std::move(file));
     SafeTensorsFile& f = r.file();
     const Architecture arch = detail::infer_architecture(f);
     detail::check_requested_arch(f, arch, options.arch, "requested");
@@ -154,6 +154,12 @@ ResNet<T> load_model(const std::string& path, const LoadOptions& options = {}) {
     ResNet<T> model = detail::build_resnet<T>(arch, base_width, classes, r, f.metadata(), options.run);
     r.reject_unused();
     return model;
+}
+
+/// Same, from a path.
+template <class T = float>
+ResNet<T> load_model(const std::string& path, const LoadOptions& options = {}) {
+    return load_model<T>(SafeTensorsFile(path), options);
 }
 
 }  // namespace resnet

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -84,27 +87,19 @@ public:
     /// Upper bound on the JSON header; real ResNet headers are ~50 KB.
     static constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
+    /// Opens and validates the file at `path`.
     explicit SafeTensorsFile(std::string path) : path_(std::move(path)) {
-        if (!detail::host_is_little_endian()) fail("big-endian hosts are not supported");
-        in_.open(path_, std::ios::binary);
-        if (!in_) fail("cannot open file");
-        in_.seekg(0, std::ios::end);
-        const auto file_size = uint64_t(in_.tellg());
-        in_.seekg(0);
-        unsigned char len_bytes[8];
-        if (file_size < 8 || !in_.read(reinterpret_cast<char*>(len_bytes), 8))
-            fail("file is ", file_size, " bytes, too short for a safetensors header");
-        uint64_t header_len = 0;
-        for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
-        if (header_len > file_size - 8 || header_len > kMaxHeaderBytes)
-            fail("header length ", header_len, " exceeds the ", file_size,
-                 "-byte file; not a safetensors file (a .pth checkpoint must first go through "
-                 "weights/convert_torchvision.py)");
-        std::string header(header_len, '\0');
-        in_.read(&header[0], std::streamsize(header_len));
-        data_start_ = 8 + header_len;
-        data_size_ = file_size - data_start_;
-        parse_header(header);
+        std::error_code ec;
+        if (std::filesystem::is_directory(path_, ec)) fail("is a directory, not a weights file");
+        auto file = std::make_unique<std::ifstream>(path_, std::ios::binary);
+        if (!*file) fail("cannot open file");
+        in_ = std::move(file);
+        open();
+    }
+    /// Validates an in-memory image of a file; `name` stands for the path in messages.
+    SafeTensorsFile(std::string name, std::string bytes)
+        : path_(std::move(name)), in_(std::make_unique<std::istringstream>(std::move(bytes))) {
+        open();
     }
 
     const std::string& path() const { return path_; }
@@ -124,9 +119,9 @@ public:
         const Entry& e = entry(name);
         Tensor<T> out(e.shape);
         std::vector<char> raw(e.end - e.begin);
-        in_.clear();
-        in_.seekg(std::streamoff(data_start_ + e.begin));
-        if (!in_.read(raw.data(), std::streamsize(raw.size())))
+        in_->clear();
+        in_->seekg(std::streamoff(data_start_ + e.begin));
+        if (!in_->read(raw.data(), std::streamsize(raw.size())))
             fail("tensor '", name, "': data could not be read (file truncated?)");
         convert(e.dtype, raw.data(), out.data(), out.size());
         return out;
@@ -156,6 +151,38 @@ private:
                 dst[i] = T(dtype == DType::F16 ? detail::half_to_float(v) : detail::bf16_to_float(v));
             }
         }
+    }
+
+    void open() {
+        if (!detail::host_is_little_endian()) fail("big-endian hosts are not supported");
+        in_->seekg(0, std::ios::end);
+        const std::streamoff end = in_->tellg();
+        if (end < 0) fail("cannot determine the file size");
+        const auto file_size = uint64_t(end);
+        in_->seekg(0);
+        unsigned char head[8];
+        if (file_size < 8 || !in_->read(reinterpret_cast<char*>(head), 8))
+            fail("file is ", file_size, " bytes, too short for a safetensors header");
+        reject_other_formats(head);
+        uint64_t header_len = 0;
+        for (int i = 7; i >= 0; --i) header_len = header_len << 8 | head[i];
+        if (header_len > file_size - 8 || header_len > kMaxHeaderBytes)
+            fail("header length ", header_len, " exceeds the ", file_size, "-byte file (not a safetensors file?)");
+        std::string header(header_len, '\0');
+        in_->read(&header[0], std::streamsize(header_len));
+        data_start_ = 8 + header_len;
+        data_size_ = file_size - data_start_;
+        parse_header(header);
+    }
+
+    /// PyTorch checkpoints are zip archives (torch.save) or raw pickles.
+    void reject_other_formats(const unsigned char* head) const {
+        const bool zip = head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+        const bool pickle = head[0] == 0x80 && head[1] >= 2 && head[1] <= 5;
+        if (zip || pickle)
+            fail("this is a PyTorch checkpoint (", zip ? "zip" : "pickle",
+                 "), not safetensors; convert it first: /usr/bin/python3 weights/convert_torchvision.py --checkpoint ",
+                 path_, " -o model.safetensors");
     }
 
     void parse_header(const std::string& text) {
@@ -229,7 +256,7 @@ private:
     }
 
     std::string path_;
-    std::ifstream in_;
+    std::unique_ptr<std::istream> in_;
     uint64_t data_start_ = 0, data_size_ = 0;
     std::map<std::string, Entry> entries_;
     std::map<std::string, std::string> metadata_;
