@@ -15,6 +15,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "error.hpp"
@@ -117,13 +118,21 @@ public:
     template <class T>
     Tensor<T> read(const std::string& name) {
         const Entry& e = entry(name);
-        Tensor<T> out(e.shape);
-        std::vector<char> raw(e.end - e.begin);
+        Tensor<T> out = Tensor<T>::uninitialized(e.shape);
         in_->clear();
         in_->seekg(std::streamoff(data_start_ + e.begin));
-        if (!in_->read(raw.data(), std::streamsize(raw.size())))
-            fail("tensor '", name, "': data could not be read (file truncated?)");
-        convert(e.dtype, raw.data(), out.data(), out.size());
+        if (native<T>(e.dtype)) {  // straight into place: loading never holds two copies
+            read_bytes(name, reinterpret_cast<char*>(out.data()), e.end - e.begin);
+            return out;
+        }
+        // Other dtypes convert through a small bounce buffer.
+        const int64_t chunk = 1 << 14, width = int64_t(detail::dtype_size(e.dtype));
+        std::vector<char> raw(size_t(chunk * width));
+        for (int64_t i = 0; i < out.size(); i += chunk) {
+            const int64_t n = std::min(chunk, out.size() - i);
+            read_bytes(name, raw.data(), uint64_t(n * width));
+            convert(e.dtype, raw.data(), out.data() + i, n);
+        }
         return out;
     }
 
@@ -134,22 +143,31 @@ public:
 
 private:
     template <class T>
-    static void convert(DType dtype, const char* src, T* dst, int64_t n) {
+    static bool native(DType d) {
+        return (d == DType::F32 && std::is_same<T, float>::value) || (d == DType::F64 && std::is_same<T, double>::value);
+    }
+
+    void read_bytes(const std::string& name, char* dst, uint64_t n) {
+        if (!in_->read(dst, std::streamsize(n)))
+            fail("tensor '", name, "': data could not be read (file truncated?)");
+    }
+
+    template <class Src, class T, class F>
+    static void widen(const char* src, T* dst, int64_t n, F to_float) {
         for (int64_t i = 0; i < n; ++i) {
-            const char* p = src + i * int64_t(detail::dtype_size(dtype));
-            if (dtype == DType::F32) {
-                float v;
-                std::memcpy(&v, p, 4);
-                dst[i] = T(v);
-            } else if (dtype == DType::F64) {
-                double v;
-                std::memcpy(&v, p, 8);
-                dst[i] = T(v);
-            } else {
-                uint16_t v;
-                std::memcpy(&v, p, 2);
-                dst[i] = T(dtype == DType::F16 ? detail::half_to_float(v) : detail::bf16_to_float(v));
-            }
+            Src v;
+            std::memcpy(&v, src + i * int64_t(sizeof(Src)), sizeof(Src));
+            dst[i] = T(to_float(v));
+        }
+    }
+
+    template <class T>
+    static void convert(DType dtype, const char* src, T* dst, int64_t n) {
+        switch (dtype) {
+            case DType::F32: return widen<float>(src, dst, n, [](float v) { return v; });
+            case DType::F64: return widen<double>(src, dst, n, [](double v) { return v; });
+            case DType::F16: return widen<uint16_t>(src, dst, n, detail::half_to_float);
+            case DType::BF16: return widen<uint16_t>(src, dst, n, detail::bf16_to_float);
         }
     }
 
@@ -163,11 +181,12 @@ private:
         unsigned char head[8];
         if (file_size < 8 || !in_->read(reinterpret_cast<char*>(head), 8))
             fail("file is ", file_size, " bytes, too short for a safetensors header");
-        reject_other_formats(head);
         uint64_t header_len = 0;
         for (int i = 7; i >= 0; --i) header_len = header_len << 8 | head[i];
-        if (header_len > file_size - 8 || header_len > kMaxHeaderBytes)
+        if (header_len > file_size - 8 || header_len > kMaxHeaderBytes) {
+            reject_other_formats(head);
             fail("header length ", header_len, " exceeds the ", file_size, "-byte file (not a safetensors file?)");
+        }
         std::string header(header_len, '\0');
         in_->read(&header[0], std::streamsize(header_len));
         data_start_ = 8 + header_len;
@@ -175,7 +194,8 @@ private:
         parse_header(header);
     }
 
-    /// PyTorch checkpoints are zip archives (torch.save) or raw pickles.
+    /// Called once the header length proved invalid: PyTorch checkpoints are
+    /// zip archives (torch.save) or raw pickles, and deserve a pointer to the converter.
     void reject_other_formats(const unsigned char* head) const {
         const bool zip = head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
         const bool pickle = head[0] == 0x80 && head[1] >= 2 && head[1] <= 5;

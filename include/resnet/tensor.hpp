@@ -61,7 +61,16 @@ public:
         data_ = detail::aligned_array<T>(size_t(size_));
         std::fill_n(data_.get(), size_, T(0));
     }
-    Tensor(Shape shape, const T* values) : Tensor(std::move(shape)) {
+    /// Tensor whose elements are left uninitialized, for callers that
+    /// overwrite every element (file reads, layer outputs).
+    static Tensor uninitialized(Shape shape) {
+        Tensor t;
+        t.size_ = detail::checked_numel(shape);
+        t.shape_ = std::move(shape);
+        t.data_ = detail::aligned_array<T>(size_t(t.size_));
+        return t;
+    }
+    Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {
         std::copy_n(values, size_, data_.get());
     }
     Tensor(const Tensor& o) : Tensor(o.shape_, o.data()) {}
