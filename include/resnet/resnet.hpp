@@ -2,14 +2,18 @@
 // Umbrella header: everything a user needs.
 //   auto model = resnet::load_model("resnet50.safetensors");
 //   resnet::Tensor<float> logits = model.forward(input);   // input N×3×H×W, normalized
+// Image decoding needs stb_image and is opt-in: #include <resnet/image.hpp>.
 #include "architecture.hpp"
 #include "blocks.hpp"
+#include "classify.hpp"
 #include "error.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/linear.hpp"
 #include "layers/pool.hpp"
 #include "loader.hpp"
 #include "model.hpp"
+#include "npy.hpp"
+#include "preprocess.hpp"
 #include "random_weights.hpp"
 #include "safetensors.hpp"
 #include "tensor.hpp"

@@ -1,0 +1,80 @@
+# ctest `image_cli`: the example programs on a mix of good and bad inputs.
+#   cmake -DCLASSIFY=… -DEXTRACT=… -DWEIGHTS=resnet50.safetensors -DIMAGES=examples/images -DWORK=dir -P image_cli.cmake
+# Each bad input must get one stderr line naming it, the good ones must still be
+# reported, and the exit status must be 1; outputs must have the documented shape.
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+file(WRITE ${WORK}/notes.txt "not an image\n")
+file(WRITE ${WORK}/empty.png "")
+set(good ${IMAGES}/chelsea.png ${IMAGES}/coffee.png)
+set(bad ${WORK}/notes.txt ${WORK}/missing.jpg ${WORK}/empty.png ${WORK})
+
+function(run expected_rc)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("$ ${ARGN}\n${out}${err}exit status ${rc}\n")
+  if(NOT rc EQUAL expected_rc)
+    message(FATAL_ERROR "expected exit status ${expected_rc}, got ${rc}")
+  endif()
+  set(out "${out}" PARENT_SCOPE)
+  set(err "${err}" PARENT_SCOPE)
+endfunction()
+
+function(expect text haystack what)
+  string(FIND "${haystack}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${what} lacks \"${text}\"")
+  endif()
+endfunction()
+
+function(expect_npy_bytes path bytes)
+  file(SIZE ${path} size)
+  if(NOT size EQUAL bytes)
+    message(FATAL_ERROR "${path}: ${size} bytes, expected ${bytes}")
+  endif()
+endfunction()
+
+# Good and bad inputs interleaved: every bad one named on stderr, both photos classified.
+run(1 ${CLASSIFY} --weights ${WEIGHTS} --topk 3 ${IMAGES}/chelsea.png ${bad} ${IMAGES}/coffee.png)
+foreach(input ${bad})
+  expect("classify: error: ${input}: " "${err}" "stderr")
+endforeach()
+string(REGEX MATCHALL "\n" lines "${err}")
+list(LENGTH lines n)
+if(NOT n EQUAL 4)
+  message(FATAL_ERROR "expected 4 error lines, got ${n}")
+endif()
+foreach(input ${good})
+  expect("${input}\n   1  " "${out}" "stdout")
+endforeach()
+
+# --json: one object per line; --logits-out: N x 1000 float32 (.npy header 128 bytes).
+run(0 ${CLASSIFY} --weights ${WEIGHTS} --json --logits-out ${WORK}/logits.npy ${good})
+string(REGEX REPLACE "\n$" "" json_lines "${out}")
+string(REPLACE "\n" ";" json_lines "${json_lines}")
+list(LENGTH json_lines n)
+if(NOT n EQUAL 2)
+  message(FATAL_ERROR "expected 2 JSON lines, got ${n}")
+endif()
+foreach(line ${json_lines})
+  string(JSON input GET "${line}" input)
+  string(JSON top LENGTH "${line}" top)
+  string(JSON label TYPE "${line}" top 0 label)
+  if(NOT top EQUAL 5 OR NOT label STREQUAL "STRING" OR NOT input MATCHES "(chelsea|coffee)\\.png$")
+    message(FATAL_ERROR "unexpected JSON line: ${line}")
+  endif()
+endforeach()
+expect_npy_bytes(${WORK}/logits.npy 8128)
+
+# extract_features: the good input's features are written, the bad one reported.
+run(1 ${EXTRACT} --weights ${WEIGHTS} --out ${WORK}/avgpool.npy ${IMAGES}/chelsea.png ${WORK}/missing.jpg)
+expect("extract_features: error: ${WORK}/missing.jpg: " "${err}" "stderr")
+expect_npy_bytes(${WORK}/avgpool.npy 8320)
+run(0 ${EXTRACT} --weights ${WEIGHTS} --layer layer4 --threads 1 --out ${WORK}/layer4.npy ${good})
+expect("[2,2048,7,7]" "${out}" "stdout")
+expect_npy_bytes(${WORK}/layer4.npy 802944)
+
+# Usage mistakes: exit status 2 and a message.
+run(2 ${CLASSIFY} ${IMAGES}/chelsea.png)
+expect("--weights FILE is required" "${err}" "stderr")
+run(2 ${CLASSIFY} --weights ${WEIGHTS} --topk 0 ${IMAGES}/chelsea.png)
+run(2 ${EXTRACT} --weights ${WEIGHTS} --layer fc --out ${WORK}/x.npy ${IMAGES}/chelsea.png)

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Writes the image references the C++ tests ([image] in test_image.cpp) compare against.
+
+    image_fixtures.py --out DIR
+
+DIR is the fixture directory of make_fixtures.py (it must already hold
+resnet50.safetensors). Everything is produced here by PIL, torchvision and
+PyTorch at test time:
+  DIR/images/             test images in every supported format and mode: the
+                          photos of examples/images re-encoded, and synthetic ones
+                          (PIL writes them; variants PIL cannot write, such as
+                          16-bit RGB PNG, are assembled byte by byte), plus .npy inputs
+  DIR/images.ref.safetensors
+    <case>.rgb            H×W×3: PIL's Image.open(file).convert("RGB") (float16: exact for 0..255)
+    <case>.input          1×3×crop×crop: torchvision Resize(resize) → CenterCrop(crop)
+                          → ToTensor() → Normalize(ImageNet mean, std) of that image
+    <case>.logits         1×1000: torchvision resnet50 with the fixture weights on .input
+    resize<i>.in/.out     random images and PIL's img.resize((w, h), BILINEAR) of them
+    npy.chw, npy.nchw     the values stored in images/good_chw.npy, images/good_nchw.npy
+  metadata "cases": JSON list of {name, file, kind ("exact" or "jpeg"), resize, crop, logits}
+A stamp file makes reruns free while this script, the photos and the model fixtures are unchanged.
+"""
+import argparse
+import hashlib
+import io
+import json
+import pathlib
+import struct
+import sys
+import zlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PHOTOS = ROOT / "examples" / "images"
+sys.path.insert(0, str(ROOT / "weights"))
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torchvision import transforms  # noqa: E402
+
+import convert_torchvision as ct  # noqa: E402
+from make_fixtures import load_converted  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+# (in_w, in_h, out_w, out_h): both axes down, both up, one axis only, extreme ratios, 1×1.
+RESIZES = [(50, 40, 20, 16), (50, 40, 130, 90), (50, 40, 50, 17), (50, 40, 23, 40), (1, 1, 5, 3),
+           (7, 300, 3, 31), (300, 7, 1, 1), (640, 480, 341, 256), (97, 89, 256, 235), (33, 250, 256, 1939)]
+
+
+def synthetic(w, h, seed):
+    """An h×w×3 uint8 image: smooth colour waves plus noise (stresses the resampler's rounding)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    waves = np.stack([128 + 100 * np.sin(x / (5 + 3 * c + seed % 4) + c) * np.cos(y / (9 + c) - c)
+                      for c in range(3)], axis=-1)
+    return np.clip(waves + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def png_bytes(width, height, bit_depth, color_type, rows):
+    """A minimal PNG (IHDR, one IDAT, IEND) from big-endian sample rows, for variants PIL cannot write."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    raw = b"".join(b"\x00" + row for row in rows)  # filter type 0 on every row
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def png16(samples, color_type):
+    """16-bit PNG of an h×w×c uint16 array."""
+    h, w = samples.shape[:2]
+    data = samples.astype(">u2").reshape(h, -1)
+    return png_bytes(w, h, 16, color_type, [data[y].tobytes() for y in range(h)])
+
+
+def png_gray_packed(gray, bits):
+    """1/2/4-bit gray PNG from an h×w array of values < 2**bits."""
+    h, w = gray.shape
+    per_byte = 8 // bits
+    padded = np.zeros((h, -(-w // per_byte) * per_byte), np.uint8)
+    padded[:, :w] = gray
+    groups = padded.reshape(h, -1, per_byte)
+    packed = sum(groups[:, :, i].astype(np.uint16) << (8 - bits * (i + 1)) for i in range(per_byte)).astype(np.uint8)
+    return png_bytes(w, h, bits, 0, [packed[y].tobytes() for y in range(h)])
+
+
+def pnm(samples, maxval):
+    """Binary PNM (P5 for h×w, P6 for h×w×3) with the given maxval, big-endian when maxval > 255."""
+    magic = "P6" if samples.ndim == 3 else "P5"
+    h, w = samples.shape[:2]
+    data = samples.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+    return f"{magic}\n# written by image_fixtures.py\n{w} {h}\n{maxval}\n".encode() + data
+
+
+def pil_bytes(image, fmt, **options):
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def lossless_images():
+    """name -> encoded bytes; PIL decodes each to exactly what stb_image should."""
+    rgb = Image.fromarray(synthetic(300, 200, 1))
+    rng = np.random.default_rng(7)
+    gray = rng.integers(0, 256, (120, 90), dtype=np.uint8)
+    images = {f"rgb_{w}x{h}.png": pil_bytes(Image.fromarray(synthetic(w, h, i)), "PNG")
+              for i, (w, h) in enumerate([(640, 480), (480, 640), (1200, 300), (300, 1100), (256, 256), (256, 300),
+                                          (200, 150), (10, 7), (1, 1), (257, 1000), (1536, 1024), (399, 301)])}
+    images.update({
+        "gray.png": pil_bytes(rgb.convert("L"), "PNG"),
+        "gray_alpha.png": pil_bytes(Image.merge("LA", [rgb.convert("L"), Image.fromarray(gray).resize(rgb.size)]), "PNG"),
+        "rgba.png": pil_bytes(Image.merge("RGBA", [*rgb.split(), rgb.convert("L").point(lambda v: 255 - v)]), "PNG"),
+        "palette.png": pil_bytes(rgb.quantize(37), "PNG"),
+        "palette_transparent.png": pil_bytes(rgb.quantize(16), "PNG", transparency=3),
+        "bilevel.png": pil_bytes(rgb.convert("1"), "PNG"),
+        "gray_2bit.png": png_gray_packed(gray % 4, 2),
+        "gray_4bit.png": png_gray_packed(gray % 16, 4),
+        "gray_16bit.png": png16(rng.integers(0, 600, (70, 110, 1)), 0),  # PIL clips values above 255
+        "gray_alpha_16bit.png": png16(rng.integers(0, 65536, (70, 110, 2)), 4),
+        "rgb_16bit.png": png16(rng.integers(0, 65536, (110, 70, 3)), 2),
+        "rgba_16bit.png": png16(rng.integers(0, 65536, (90, 90, 4)), 6),
+        "rgb.bmp": pil_bytes(rgb, "BMP"),
+        "palette.bmp": pil_bytes(rgb.quantize(64), "BMP"),
+        "rgb.gif": pil_bytes(rgb, "GIF"),
+        "rgb.tga": pil_bytes(rgb, "TGA"),
+        "rgb_rle.tga": pil_bytes(rgb, "TGA", compression="tga_rle"),
+        "rgb.ppm": pil_bytes(rgb, "PPM"),
+        "gray.pgm": pil_bytes(rgb.convert("L"), "PPM"),
+        "rgb_maxval100.ppm": pnm(rng.integers(0, 101, (80, 60, 3)), 100),
+        "gray_maxval1000.pgm": pnm(rng.integers(0, 1001, (60, 80)), 1000),
+        "gray_16bit.pgm": pnm(rng.integers(0, 700, (60, 80)), 65535),
+        "rgb_16bit.ppm": pnm(rng.integers(0, 65536, (60, 80, 3)), 65535),
+    })
+    return images
+
+
+def jpeg_images():
+    """name -> JPEG bytes written by PIL (libjpeg): baseline, progressive, chroma subsamplings, gray, odd size."""
+    chelsea, coffee = (Image.open(PHOTOS / f).convert("RGB") for f in ("chelsea.png", "coffee.png"))
+    odd = Image.fromarray(synthetic(301, 199, 5))
+    return {
+        "chelsea_baseline.jpg": pil_bytes(chelsea, "JPEG", quality=90),
+        "chelsea_progressive.jpg": pil_bytes(chelsea, "JPEG", quality=90, progressive=True),
+        "coffee_444.jpg": pil_bytes(coffee, "JPEG", quality=95, subsampling=0),
+        "coffee_422.jpg": pil_bytes(coffee, "JPEG", quality=85, subsampling=1),
+        "chelsea_gray.jpg": pil_bytes(chelsea.convert("L"), "JPEG", quality=90),
+        "synthetic_301x199.jpg": pil_bytes(odd, "JPEG", quality=85),
+    }
+
+
+def transform(resize, crop):
+    return transforms.Compose([transforms.Resize(resize), transforms.CenterCrop(crop), transforms.ToTensor(),
+                               transforms.Normalize(MEAN, STD)])
+
+
+def write_npy_inputs(image_dir, refs):
+    rng = np.random.default_rng(11)
+    chw, nchw = rng.standard_normal((3, 32, 40), np.float32), rng.standard_normal((2, 3, 32, 40), np.float32)
+    np.save(image_dir / "good_chw.npy", chw)
+    np.save(image_dir / "good_nchw.npy", nchw)
+    np.save(image_dir / "bad_dtype.npy", chw.astype(np.float64))
+    np.save(image_dir / "bad_shape.npy", chw[0])
+    np.save(image_dir / "bad_channels.npy", nchw[:, :2])
+    np.save(image_dir / "fortran_order.npy", np.asfortranarray(chw))
+    refs.update({"npy.chw": chw, "npy.nchw": nchw})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, type=pathlib.Path)
+    args = ap.parse_args()
+    weights = args.out / "resnet50.safetensors"
+    model_stamp = args.out / "fixtures.stamp"
+    if not weights.exists() or not model_stamp.exists():
+        sys.exit(f"error: {weights} is missing; run make_fixtures.py --out {args.out} first (ctest -R fixtures)")
+    digest = hashlib.sha256(pathlib.Path(__file__).read_bytes() + model_stamp.read_bytes() + b"".join(
+        p.read_bytes() for p in sorted(PHOTOS.glob("*.png")))).hexdigest()
+    stamp = args.out / "images.stamp"
+    if stamp.exists() and stamp.read_text() == digest:
+        print(f"image fixtures in {args.out} are up to date")
+        return
+
+    image_dir = args.out / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    cases = []  # (name, path, kind, resize, crop, logits)
+    for kind, images in (("exact", lossless_images()), ("jpeg", jpeg_images())):
+        for name, data in images.items():
+            (image_dir / name).write_bytes(data)
+            cases.append((name, image_dir / name, kind, 256, 224, kind == "jpeg"))
+    cases += [("chelsea.png", PHOTOS / "chelsea.png", "exact", 256, 224, True),
+              ("coffee.png", PHOTOS / "coffee.png", "exact", 256, 224, True),
+              ("chelsea.png@v2", PHOTOS / "chelsea.png", "exact", 232, 224, False),   # IMAGENET1K_V2 preset
+              ("coffee.png@pad", PHOTOS / "coffee.png", "exact", 200, 224, False),    # crop > resized height
+              ("rgb_640x480.png@crop300", image_dir / "rgb_640x480.png", "exact", 256, 300, False)]
+
+    model = load_converted(weights, "resnet50", 1000)
+    refs, manifest = {}, []
+    for name, path, kind, resize, crop, logits in cases:
+        image = Image.open(path).convert("RGB")
+        x = transform(resize, crop)(image).unsqueeze(0)
+        refs[f"{name}.rgb"] = np.asarray(image, dtype=np.float16)
+        refs[f"{name}.input"] = x
+        if logits:
+            with torch.inference_mode():
+                refs[f"{name}.logits"] = model(x)
+        manifest.append({"name": name, "file": str(path), "kind": kind, "resize": resize, "crop": crop,
+                         "logits": logits})
+    rng = np.random.default_rng(3)
+    for i, (w, h, ow, oh) in enumerate(RESIZES):
+        src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        refs[f"resize{i}.in"] = src.astype(np.float16)
+        refs[f"resize{i}.out"] = np.asarray(Image.fromarray(src).resize((ow, oh), Image.BILINEAR), dtype=np.float16)
+    write_npy_inputs(image_dir, refs)
+    ct.write_safetensors(args.out / "images.ref.safetensors", refs, {"cases": json.dumps(manifest)}, dtype=None)
+    stamp.write_text(digest)
+    print(f"image fixtures written to {args.out}: {len(cases)} images, {len(RESIZES)} resizes")
+
+
+if __name__ == "__main__":
+    main()
