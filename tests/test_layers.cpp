@@ -2,6 +2,8 @@
 // optimized kernel against its naive oracle.
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "test_util.hpp"
 
 using resnet::Tensor;
@@ -96,6 +98,152 @@ TEST_CASE("Conv2d output bits do not depend on the thread count", "[layers]") {
     const Tensor<float> x = c.x.cast<float>();
     const auto one = run_conv(conv, x, 1);
     for (int threads : {2, 3, 5}) CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
+}
+
+namespace {
+
+/// Deterministic N(0, scale²) tensor.
+template <class T>
+Tensor<T> random_tensor(const resnet::Shape& shape, uint32_t seed, double scale = 1.0) {
+    std::mt19937 gen(seed);
+    std::normal_distribution<double> dist(0.0, scale);
+    Tensor<T> t(shape);
+    for (auto& v : t) v = T(dist(gen));
+    return t;
+}
+
+template <class T>
+using Algo = typename resnet::Conv2d<T>::Algorithm;
+
+// Winograd F(4×4,3×3) in float: transforms amplify rounding a few times over
+// the direct sum (measured ≤ 2e-6 relative on these cases); double stays
+// ~1e-14.
+template <class T>
+constexpr double winograd_tol() { return std::is_same<T, float>::value ? 1e-5 : 1e-12; }
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3x3 s1 p1 cases", "[layers]", float,
+                   double) {
+    int checked = 0;
+    for (int i = 0; i < case_count("conv"); ++i) {
+        const ConvCase c = conv_case(i);
+        if (!resnet::winograd::eligible(c.k, c.stride, c.pad, c.dil)) continue;
+        ++checked;  // conv1 (5→6, 9×8) and conv8 (130→140, 17×18)
+        const auto w = c.w.cast<TestType>(), b = c.b.cast<TestType>();
+        const resnet::Conv2d<TestType> wino(w, b, 1, 1, 1, Algo<TestType>::Winograd);
+        const resnet::Conv2d<TestType> im2col(w, b, 1, 1, 1, Algo<TestType>::Im2col);
+        CHECK(wino.uses_winograd(int(c.x.dim(2)), int(c.x.dim(3))));
+        CHECK_FALSE(im2col.uses_winograd(int(c.x.dim(2)), int(c.x.dim(3))));
+        const Tensor<TestType> x = c.x.cast<TestType>();
+        const auto oracle = naive_conv2d(c.x, c.w, c.b, 1, 1, 1);  // double
+        for (int threads : {1, 3}) {
+            INFO("conv case " << i << ", " << threads << " threads");
+            const auto yw = run_conv(wino, x, threads), yi = run_conv(im2col, x, threads);
+            const double scale = std::max(1.0, max_abs(oracle));
+            INFO("winograd max|d|/scale=" << max_abs_diff(yw, oracle) / scale
+                                          << " im2col=" << max_abs_diff(yi, oracle) / scale);
+            CHECK(close(yw, c.y, winograd_tol<TestType>()));
+            CHECK(close(yw, oracle, winograd_tol<TestType>()));
+            CHECK(close(yi, oracle, std::is_same<TestType, float>::value ? 2e-5 : 1e-11));
+        }
+    }
+    CHECK(checked == 2);
+}
+
+TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual + ReLU", "[layers]", float, double) {
+    struct Shape {
+        int n, cin, cout, h, w;
+    };
+    // Sizes not multiples of 4, 1×1 and 2×3 inputs (a single partial tile),
+    // batch 3, Cout not a multiple of the 6-row panels and above one 66-row
+    // item, Cin above one 16-channel input block, and 41×53 = 11×14 tiles: two
+    // chunks of 77, the boundary in the middle of a tile row.
+    const Shape shapes[] = {{1, 3, 4, 1, 1},    {3, 4, 5, 2, 3},   {2, 5, 7, 5, 5},   {1, 7, 9, 13, 17},
+                            {3, 17, 70, 9, 10}, {1, 33, 13, 41, 53}, {2, 6, 140, 4, 8}, {1, 2, 3, 3, 30}};
+    uint32_t seed = 1;
+    for (const auto& s : shapes) {
+        const Tensor<double> x = random_tensor<double>({s.n, s.cin, s.h, s.w}, seed++);
+        const Tensor<double> w = random_tensor<double>({s.cout, s.cin, 3, 3}, seed++, 1.0 / std::sqrt(9.0 * s.cin));
+        const Tensor<double> b = random_tensor<double>({s.cout}, seed++);
+        const Tensor<double> res = random_tensor<double>({s.n, s.cout, s.h, s.w}, seed++);
+        Tensor<double> expected = naive_conv2d(x, w, b, 1, 1, 1);
+        const Tensor<double> plain = expected;
+        for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(0.0, expected[i] + res[i]);
+
+        const resnet::Conv2d<TestType> conv(w.cast<TestType>(), b.cast<TestType>(), 1, 1, 1,
+                                            Algo<TestType>::Winograd);
+        const Tensor<TestType> xt = x.cast<TestType>(), rt = res.cast<TestType>();
+        INFO("n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w);
+        const auto fused = run_conv(conv, xt, 2, &rt, true);
+        CHECK(close(fused, expected, winograd_tol<TestType>()));
+        CHECK(close(run_conv(conv, xt, 1), plain, winograd_tol<TestType>()));
+        // Bias and residual without ReLU, and ReLU alone.
+        Tensor<double> no_relu = plain;
+        for (int64_t i = 0; i < no_relu.size(); ++i) no_relu[i] += res[i];
+        CHECK(close(run_conv(conv, xt, 3, &rt, false), no_relu, winograd_tol<TestType>()));
+        Tensor<double> relu_only = plain;
+        for (auto& v : relu_only) v = std::max(0.0, v);
+        CHECK(close(run_conv<TestType>(conv, xt, 1, nullptr, true), relu_only, winograd_tol<TestType>()));
+
+        // The scratch need not be aligned, and is all the layer touches.
+        const int64_t ws = conv.workspace_size(s.h, s.w);
+        Tensor<TestType> col({ws + 2}), y({s.n, s.cout, s.h, s.w});
+        const TestType canary = TestType(12345);
+        col[0] = col[ws + 1] = canary;
+        resnet::detail::ThreadPool pool(2);
+        conv.forward(xt.data(), s.n, s.h, s.w, y.data(), {rt.data(), true}, col.data() + 1, pool);
+        CHECK(max_abs_diff(y, fused) == 0.0);
+        CHECK(col[0] == canary);
+        CHECK(col[ws + 1] == canary);
+    }
+}
+
+TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread count", "[layers]", float, double) {
+    // Two chunks × several input blocks × three output items, batch 2.
+    const auto x = random_tensor<TestType>({2, 33, 41, 53}, 7);
+    const auto w = random_tensor<TestType>({140, 33, 3, 3}, 8, 0.06);
+    const auto b = random_tensor<TestType>({140}, 9);
+    const auto res = random_tensor<TestType>({2, 140, 41, 53}, 10);
+    const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, Algo<TestType>::Winograd);
+    const auto one = run_conv(conv, x, 1, &res, true);
+    for (int threads : {2, 3}) {
+        INFO(threads << " threads");
+        CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
+    }
+    CHECK(close(one, run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true),
+                winograd_tol<TestType>()));
+}
+
+TEST_CASE("Conv2d algorithm choice: Auto picks Winograd only where it pays", "[layers]") {
+    const auto w = random_tensor<float>({8, 8, 3, 3}, 11), b = random_tensor<float>({8}, 12);
+    const resnet::Conv2d<float> auto3x3(w, b, 1, 1);
+    CHECK(auto3x3.algorithm() == Algo<float>::Auto);
+    CHECK(auto3x3.uses_winograd(56, 56));
+    CHECK(auto3x3.uses_winograd(10, 10));  // 3×3 tiles
+    CHECK_FALSE(auto3x3.uses_winograd(7, 7));  // 2×2 tiles: no faster in float
+    CHECK_FALSE(auto3x3.uses_winograd(1, 1));
+    const resnet::Conv2d<double> auto3x3d(w.cast<double>(), b.cast<double>(), 1, 1);
+    CHECK(auto3x3d.uses_winograd(7, 7));  // double: faster from 2×2 tiles on
+    CHECK_FALSE(auto3x3d.uses_winograd(4, 4));
+    // Each path sizes its own scratch; Auto then runs the path it sized for.
+    CHECK(auto3x3.workspace_size(56, 56) != resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col).workspace_size(56, 56));
+    const auto x = random_tensor<float>({1, 8, 7, 7}, 13);
+    CHECK(max_abs_diff(run_conv(auto3x3, x, 2),
+                       run_conv(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col), x, 2)) == 0.0);
+
+    CHECK_FALSE(resnet::Conv2d<float>(w, b, 2, 1).uses_winograd(56, 56));      // stride 2
+    CHECK_FALSE(resnet::Conv2d<float>(w, b, 1, 2, 2).uses_winograd(56, 56));   // dilation 2
+    CHECK_FALSE(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col).uses_winograd(56, 56));
+    CHECK(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Winograd).uses_winograd(1, 1));
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(w, b, 2, 1, 1, Algo<float>::Winograd),
+                      Catch::Contains("Winograd") && Catch::Contains("stride 2"));
+    const auto w1 = random_tensor<float>({8, 8, 1, 1}, 14);
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(w1, b, 1, 0, 1, Algo<float>::Winograd), Catch::Contains("1x1"));
+    // Copies share the transformed weights and still compute the same thing.
+    const resnet::Conv2d<float> copy = auto3x3;
+    const auto x56 = random_tensor<float>({1, 8, 56, 56}, 15);
+    CHECK(max_abs_diff(run_conv(copy, x56, 1), run_conv(auto3x3, x56, 1)) == 0.0);
 }
 
 TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN (eval)", "[layers]", float, double) {

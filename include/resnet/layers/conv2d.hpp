@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "../detail/thread_pool.hpp"
 #include "../tensor.hpp"
+#include "winograd.hpp"
 
 namespace resnet {
 
@@ -30,20 +32,36 @@ struct Epilogue {
 ///   out[Cout × Ho·Wo] = W · col[Cin·k·k × Ho·Wo]
 /// where col is the im2col expansion of the input (or the input itself for a
 /// 1×1, stride-1, unpadded convolution: no copy).
+///
+/// 3×3 stride-1 pad-1 convolutions may instead run Winograd F(4×4, 3×3)
+/// (winograd.hpp): the transformed weights are computed once here, and
+/// forward() takes that path where winograd::profitable() says it is faster.
 template <class T>
 class Conv2d {
 public:
     using RowMatrix = typename Tensor<T>::RowMatrix;
+    /// Auto: Winograd where eligible and measured faster, else im2col.
+    /// Im2col / Winograd force a path (Winograd throws unless 3×3 s1 p1 d1).
+    enum class Algorithm { Auto, Im2col, Winograd };
 
     Conv2d() = default;
     /// weight: [Cout, Cin, k, k]; bias: [Cout].
-    Conv2d(const Tensor<T>& weight, const Tensor<T>& bias, int stride, int pad, int dilation = 1)
+    Conv2d(const Tensor<T>& weight, const Tensor<T>& bias, int stride, int pad, int dilation = 1,
+           Algorithm algorithm = Algorithm::Auto)
         : cout_(int(weight.dim(0))), cin_(int(weight.dim(1))), k_(int(weight.dim(2))),
           stride_(stride), pad_(pad), dilation_(dilation),
-          weight_(weight.reshaped({weight.dim(0), weight.size() / weight.dim(0)})), bias_(bias) {
+          weight_(weight.reshaped({weight.dim(0), weight.size() / weight.dim(0)})), bias_(bias),
+          algorithm_(algorithm) {
         weight.require_shape({-1, -1, weight.dim(2), weight.dim(2)}, "Conv2d weight (square kernel)");
         bias.require_shape({cout_}, "Conv2d bias");
         if (stride < 1 || dilation < 1 || pad < 0) detail::fail("Conv2d: invalid stride/pad/dilation");
+        const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
+        if (algorithm == Algorithm::Winograd && !eligible)
+            detail::fail("Conv2d: Winograd needs a 3x3 kernel with stride 1, pad 1, dilation 1 (got ", k_, "x", k_,
+                         " stride ", stride_, " pad ", pad_, " dilation ", dilation_, ")");
+        // Transformed once, here; 4× the 3×3 weights (36 vs 9 per channel pair).
+        if (eligible && algorithm != Algorithm::Im2col)
+            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight.data(), cout_, cin_));
     }
 
     /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
@@ -68,16 +86,26 @@ public:
     int out_size(int in) const { return (in + 2 * pad_ - dilation_ * (k_ - 1) - 1) / stride_ + 1; }
     const Tensor<T>& weight_matrix() const { return weight_; }
     const Tensor<T>& bias() const { return bias_; }
+    Algorithm algorithm() const { return algorithm_; }
+    /// Whether forward() on an h×w input takes the Winograd path.
+    bool uses_winograd(int h, int w) const {
+        return wino_weight_ &&
+               (algorithm_ == Algorithm::Winograd || winograd::profitable<T>(cin_, cout_, h, w));
+    }
 
-    /// Elements of im2col scratch needed for one image of h×w (0 when the
-    /// input is used directly).
+    /// Elements of scratch needed for one image of h×w: im2col (0 when the
+    /// input is used directly) or the Winograd transforms.
     int64_t workspace_size(int h, int w) const {
+        if (uses_winograd(h, w)) return winograd::Plan::make(cin_, cout_, h, w).total;
         return direct() ? 0 : int64_t(cin_) * k_ * k_ * out_size(h) * out_size(w);
     }
 
     /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
     void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col,
                  detail::ThreadPool& pool) const {
+        if (uses_winograd(h, w))
+            return winograd::forward(winograd::Plan::make(cin_, cout_, h, w), wino_weight_->data(), bias_.data(), in,
+                                     n, out, ep.residual, ep.relu, col, pool);
         const int ho = out_size(h), wo = out_size(w);
         const int64_t plane = int64_t(ho) * wo, krows = int64_t(cin_) * k_ * k_;
         for (int img = 0; img < n; ++img) {
@@ -154,6 +182,10 @@ private:
     int cout_ = 0, cin_ = 0, k_ = 1, stride_ = 1, pad_ = 0, dilation_ = 1;
     Tensor<T> weight_;  // Cout × (Cin·k·k), row-major
     Tensor<T> bias_;    // Cout
+    Algorithm algorithm_ = Algorithm::Auto;
+    // 36 × Cout × Cin in micro-kernel panels (winograd::transform_weights), or
+    // null; immutable, so copies of the layer share it.
+    std::shared_ptr<const Tensor<T>> wino_weight_;
 };
 
 }  // namespace resnet

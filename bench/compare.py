@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Time bench/benchmark against PyTorch and OpenCV DNN on the same weights and input.
+
+  bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
+                   [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
+                   [--max-others 0.1] [--json FILE]
+
+Writes one random-init weights file with weights/convert_torchvision.py (seed 0)
+and, when cv2 imports, an ONNX export of it for OpenCV DNN. Then, for --runs
+rounds, runs every engine once for every (threads, batch) pair, round-robin, so
+that load from other processes hits all engines alike. Each run is a fresh
+process (clean thread settings and peak RSS) that loads the weights, makes
+--warmup untimed and --iters timed forward passes on the same N(0,1) input,
+and reports the median of the timed ones; the table shows the median over the
+rounds. The first round's logits are compared with PyTorch's (max |Δ|).
+The machine's CPU use is sampled around each run: a run during which other
+processes took more than --max-others of the CPU is repeated once, and if
+still so, left out of the medians ("quiet runs" counts those kept; 0/N means
+no run was quiet and all N are used).
+
+Needs a Python that imports torch and torchvision: run by one that cannot, it
+re-executes itself with /usr/bin/python3. Build the benchmark first:
+  cmake -S . -B build -G Ninja && cmake --build build --target benchmark
+"""
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENGINES = ("resnet", "pytorch", "opencv")
+
+
+def fail(message):
+    sys.exit(f"compare.py: error: {message}")
+
+
+def require_torch():
+    """Return if this interpreter can import torch and torchvision, else re-exec
+    this script with /usr/bin/python3 (Debian's python3-torch), else exit."""
+    if importlib.util.find_spec("torch") and importlib.util.find_spec("torchvision"):
+        return
+    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and os.access(SYSTEM_PYTHON, os.X_OK):
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
+    fail(f"{sys.executable} cannot import torch and torchvision "
+         "(on Debian: apt-get install python3-torch python3-torchvision, then run with /usr/bin/python3)")
+
+
+require_torch()
+import numpy as np  # noqa: E402  (after the interpreter check: numpy may be missing too)
+
+
+def converter():
+    if os.path.join(REPO, "weights") not in sys.path:
+        sys.path.insert(0, os.path.join(REPO, "weights"))
+    import convert_torchvision
+    return convert_torchvision
+
+
+def torch_model(weights):
+    """The eval-mode torchvision model holding the tensors of a converter-written .safetensors file."""
+    import torch
+    import torchvision
+    ct = converter()
+    arrays, _ = ct.read_safetensors(weights)
+    arch, classes = ct.infer_arch(arrays)
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=classes)
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise ValueError(f"{weights}: keys do not match {arch}: {sorted(missing + unexpected)[:5]}")
+    return model.eval()
+
+
+def export_onnx(weights, path, size):
+    """Export the weights' model to ONNX (opset 11, dynamic batch) that OpenCV 4.6 can read.
+
+    torch.onnx.export replaces every initializer equal to an earlier one by an
+    Identity node (the pass _jit_pass_onnx_deduplicate_initializers), and
+    OpenCV 4.6 rejects an Identity whose input is an initializer. Random
+    BatchNorm statistics make equal tensors unlikely, but default-init and some
+    trained weights have them (all-ones BN weights), so the pass is skipped.
+    """
+    import torch
+    model = torch_model(weights)
+    dedup = torch._C._jit_pass_onnx_deduplicate_initializers
+    torch._C._jit_pass_onnx_deduplicate_initializers = lambda graph, params, training: params
+    try:
+        torch.onnx.export(model, torch.zeros(1, 3, size, size), path, opset_version=11,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    finally:
+        torch._C._jit_pass_onnx_deduplicate_initializers = dedup
+
+
+def load_engine(engine, model, threads):
+    """Load `model` into `engine` ("pytorch": .safetensors, "opencv": .onnx) using
+    `threads` threads; return forward(x: N×3×S×S float32) -> N×classes array."""
+    if engine == "pytorch":
+        import torch
+        torch.set_num_threads(threads)
+        net = torch_model(model)
+
+        def forward(x):
+            with torch.inference_mode():
+                return net(torch.from_numpy(x)).numpy()
+        return forward
+    import cv2
+    cv2.setNumThreads(threads)
+    net = cv2.dnn.readNetFromONNX(model)
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+
+    def forward(x):
+        net.setInput(x)
+        return net.forward()
+    return forward
+
+
+def peak_rss_mib():
+    """This process's peak resident set (VmHWM) in MiB. Unlike ru_maxrss it starts
+    afresh at exec, so it does not include the parent's peak."""
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+
+
+def worker(argv):
+    """One timed run of PyTorch or OpenCV in this process; prints the JSON fields bench/benchmark prints."""
+    p = argparse.ArgumentParser(prog="compare.py _worker")
+    p.add_argument("engine", choices=ENGINES[1:])
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--logits")
+    for name in ("--batch", "--threads", "--iters", "--warmup", "--size"):
+        p.add_argument(name, type=int, required=True)
+    a = p.parse_args(argv)
+    importlib.import_module("torchvision" if a.engine == "pytorch" else "cv2")  # not part of load_ms
+    start = time.perf_counter()
+    forward = load_engine(a.engine, a.model, a.threads)
+    load_ms = (time.perf_counter() - start) * 1e3
+    x = np.fromfile(a.input, np.float32).reshape(a.batch, 3, a.size, a.size)
+    for _ in range(a.warmup):
+        forward(x)
+    times = []
+    for _ in range(a.iters):
+        start = time.perf_counter()
+        logits = forward(x)
+        times.append((time.perf_counter() - start) * 1e3)
+    if a.logits:
+        np.asarray(logits, np.float32).tofile(a.logits)
+    median = statistics.median(times)
+    print(json.dumps({"engine": a.engine, "batch": a.batch, "threads": a.threads, "median_ms": median,
+                      "min_ms": min(times), "max_ms": max(times), "ms_per_image": median / a.batch,
+                      "peak_rss_mib": peak_rss_mib(), "load_ms": load_ms}))
+
+
+def run_engine(cmd, what, max_others):
+    """Run cmd; return the JSON object on the last line of its stdout plus wall_s and
+    others_cpu_share (the share of all cores that other processes used meanwhile).
+    A run with a share above max_others is repeated once and the quieter attempt kept.
+    Exits naming `what` if cmd fails."""
+    attempts = []
+    while len(attempts) < 2 and (not attempts or attempts[-1]["others_cpu_share"] > max_others):
+        (busy0, own0), t0 = busy_cpu_seconds(), time.time()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        (busy1, own1), t1 = busy_cpu_seconds(), time.time()
+        if r.returncode != 0:
+            tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+            fail(f"{what} failed (exit {r.returncode}): {tail}")
+        others = max(0.0, (busy1 - busy0) - (own1 - own0)) / ((t1 - t0) * os.cpu_count())
+        attempts.append({**json.loads(r.stdout.strip().splitlines()[-1]), "wall_s": t1 - t0,
+                         "others_cpu_share": others})
+    return min(attempts, key=lambda r: r["others_cpu_share"])
+
+
+def markdown_table(header, rows):
+    """A Markdown table padded to read well in a terminal; all but the first column right-aligned."""
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    rule = "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule] + [line(r) for r in rows])
+
+
+def busy_cpu_seconds():
+    """(CPU seconds the whole machine has been busy since boot, CPU seconds this process and
+    its finished children have used): their difference over a span is what other processes took."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    own = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), sum(r.ru_utime + r.ru_stime for r in own)
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown CPU")
+
+
+def summarize(runs, deltas, max_others):
+    """One row per (engine, threads, batch): medians over its quiet runs (other processes
+    used at most max_others of the CPU; all runs if none was quiet) and ratios to PyTorch
+    and OpenCV at the same threads and batch."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["threads"], r["batch"], ENGINES.index(r["engine"])), []).append(r)
+    med = {}
+    for key, group in groups.items():
+        quiet = [r for r in group if r["others_cpu_share"] <= max_others]
+        med[key] = {f: statistics.median(r[f] for r in quiet or group)
+                    for f in ("median_ms", "ms_per_image", "peak_rss_mib", "load_ms")}
+        med[key].update(runs=len(group), quiet_runs=len(quiet))
+    rows = []
+    for (threads, batch, e), m in sorted(med.items()):
+        ref = {name: med.get((threads, batch, ENGINES.index(name))) for name in ("pytorch", "opencv")}
+        rows.append({"engine": ENGINES[e], "threads": threads, "batch": batch, **m,
+                     **{f"vs_{n}": m["median_ms"] / v["median_ms"] if v else None for n, v in ref.items()},
+                     "max_abs_diff_vs_pytorch": deltas.get((ENGINES[e], threads, batch))})
+    return rows
+
+
+def print_table(rows):
+    def num(v, fmt):
+        return "–" if v is None else format(v, fmt)
+    header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×PyTorch", "×OpenCV",
+              "peak RSS MiB", "load ms", "max|Δ| vs PyTorch"]
+    print(markdown_table(header, [
+        [r["engine"], str(r["threads"]), str(r["batch"]), f"{r['quiet_runs']}/{r['runs']}",
+         num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"),
+         num(r["vs_pytorch"], ".2f"), num(r["vs_opencv"], ".2f"), num(r["peak_rss_mib"], ".0f"),
+         num(r["load_ms"], ".0f"), num(r["max_abs_diff_vs_pytorch"], ".1e")] for r in rows]))
+
+
+def main():
+    p = argparse.ArgumentParser(description="Compare bench/benchmark with PyTorch and OpenCV DNN.")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
+    p.add_argument("--runs", type=int, default=10, help="rounds; each engine runs once per round and config")
+    p.add_argument("--arch", default="resnet50", help="torchvision architecture (default resnet50)")
+    p.add_argument("--build-dir", default=os.path.join(REPO, "build"),
+                   help="CMake build directory holding bench/benchmark (default: build in the repository)")
+    p.add_argument("--iters", type=int, default=1, help="timed forward passes per run (default 1)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed forward passes first (default 1)")
+    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p.add_argument("--max-others", type=float, default=0.1, metavar="SHARE",
+                   help="a run during which other processes used more than this share of the CPU is repeated "
+                        "once, and left out of the medians if still so (default 0.1)")
+    p.add_argument("--json", metavar="FILE", help="also write every run and the summary here")
+    a = p.parse_args()
+    if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
+        fail("--threads, --batch, --runs, --iters and --size must be >= 1, --warmup >= 0")
+    bench = os.path.join(a.build_dir, "bench", "benchmark")
+    if not os.access(bench, os.X_OK):
+        fail(f"{bench} not found; build it: cmake -S . -B build -G Ninja && cmake --build build --target benchmark")
+    try:
+        import cv2
+        engines = ENGINES
+    except ImportError:
+        cv2, engines = None, ENGINES[:2]
+        print("note: cv2 does not import; OpenCV DNN is left out", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="resnet-compare-") as tmp:
+        weights, onnx = os.path.join(tmp, f"{a.arch}.safetensors"), os.path.join(tmp, f"{a.arch}.onnx")
+        subprocess.run([sys.executable, os.path.join(REPO, "weights", "convert_torchvision.py"), "--random-init",
+                        "--seed", "0", "--arch", a.arch, "-o", weights], check=True)
+        if "opencv" in engines:
+            export_onnx(weights, onnx, a.size)
+        rng = np.random.default_rng(0)
+        inputs = {}
+        for n in sorted(set(a.batch)):
+            inputs[n] = os.path.join(tmp, f"input{n}.f32")
+            rng.standard_normal((n, 3, a.size, a.size), dtype=np.float32).tofile(inputs[n])
+
+        def command(engine, threads, batch, logits):
+            common = ["--batch", batch, "--threads", threads, "--iters", a.iters, "--warmup", a.warmup,
+                      "--size", a.size, "--input", inputs[batch]] + (["--logits", logits] if logits else [])
+            head = ([bench, "--json", "--weights", weights] if engine == "resnet" else
+                    [sys.executable, os.path.abspath(__file__), "_worker", engine,
+                     "--model", weights if engine == "pytorch" else onnx])
+            return [str(c) for c in head + common]
+
+        configs = [(t, n) for t in a.threads for n in a.batch]
+        start, runs, deltas = time.time(), [], {}
+        for rnd in range(a.runs):
+            print(f"round {rnd + 1}/{a.runs} ({time.time() - start:.0f} s)", file=sys.stderr)
+            for threads, batch in configs:
+                order = engines[rnd % len(engines):] + engines[:rnd % len(engines)]
+                logits = {e: os.path.join(tmp, f"{e}.logits") if rnd == 0 else None for e in engines}
+                for e in order:
+                    r = run_engine(command(e, threads, batch, logits[e]), f"{e} ({threads} threads, batch {batch})",
+                                   a.max_others)
+                    runs.append({**r, "engine": e, "threads": threads, "batch": batch, "round": rnd})
+                if rnd == 0:
+                    ref = np.fromfile(logits["pytorch"], np.float32)
+                    for e in (e for e in engines if e != "pytorch"):
+                        deltas[e, threads, batch] = float(np.abs(np.fromfile(logits[e], np.float32) - ref).max())
+
+    rows = summarize(runs, deltas, a.max_others)
+    others = statistics.mean(r["others_cpu_share"] for r in runs)
+    import torch
+    meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "date": datetime.date.today().isoformat(),
+            "arch": a.arch, "size": a.size, "runs": a.runs, "iters": a.iters, "warmup": a.warmup,
+            "max_others": a.max_others, "torch": torch.__version__, "opencv": cv2.__version__ if cv2 else None,
+            "others_cpu_share": others, "seconds": round(time.time() - start)}
+    print(f"{a.arch} {a.size}x{a.size} on {meta['cpu']} ({meta['cores']} cores), {meta['date']}, torch "
+          f"{meta['torch']}, OpenCV {meta['opencv']}: medians over the quiet runs of {a.runs} rounds, each run "
+          f"{a.warmup} warm-up + {a.iters} timed pass(es); other processes used {others:.0%} of the CPU; "
+          f"{meta['seconds']} s")
+    print_table(rows)
+    if any(2 * r["quiet_runs"] < r["runs"] for r in rows):
+        print(f"warning: in some rows most runs shared the CPU with other processes (more than "
+              f"{a.max_others:.0%}); their figures are unreliable: re-run when the machine is idle", file=sys.stderr)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_worker"]:
+        worker(sys.argv[2:])
+    else:
+        main()
