@@ -51,6 +51,8 @@ TEST_CASE("Tensor: shapes, views and errors naming both shapes", "[tensor]") {
                       Catch::Contains("input") && Catch::Contains("[2,3,4,6]") && Catch::Contains("[2,3,4,5]"));
     CHECK_THROWS_WITH(t.at(2, 0, 0, 0), Catch::Contains("out of range") && Catch::Contains("[2,3,4,5]"));
     CHECK_THROWS_AS(Tensor<double>({-1, 2}), resnet::Error);
+    const Tensor<float> empty, empty_copy(empty);
+    CHECK(empty_copy.empty());
     const Tensor<double> d = t.cast<double>();
     CHECK(d.reshaped({120})[119] == 7.0);
 }

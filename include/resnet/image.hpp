@@ -88,9 +88,24 @@ inline uint32_t read_be(const uint8_t* p, int bytes) {
     return v;
 }
 
+/// Refuses a PNG whose first IDAT chunk is empty: Debian's stb_image then
+/// memcpy()s zero bytes to a null pointer, which UBSan reports (found by fuzz_image).
+inline void check_first_idat(const uint8_t* d, size_t n, const std::string& name) {
+    for (size_t p = 8; p + 8 <= n;) {
+        const uint32_t length = read_be(d + p, 4);
+        if (std::memcmp(d + p + 4, "IDAT", 4) == 0) {
+            if (length == 0) fail(name, ": corrupt PNG (its first IDAT chunk is empty)");
+            return;
+        }
+        if (length > n - p - 8) return;  // truncated: stb_image reports it
+        p += size_t(length) + 12;
+    }
+}
+
 inline ImageHeader png_header(const uint8_t* d, size_t n, const std::string& name) {
     if (n < 33 || std::memcmp(d + 12, "IHDR", 4) != 0)
         fail(name, ": truncated or corrupt PNG (no IHDR chunk after the signature)");
+    check_first_idat(d, n, name);
     return {"PNG", read_be(d + 16, 4), read_be(d + 20, 4)};
 }
 

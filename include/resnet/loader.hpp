@@ -101,8 +101,8 @@ template <class T, class Source>
 ResNet<T> build_resnet(const Architecture& arch, int64_t base_width, int64_t classes, Source& src,
                        std::map<std::string, std::string> metadata, const RunOptions& run) {
     auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t cout, int64_t cin, int k, int stride) {
-        const Tensor<T> w = src.take(conv + ".weight", {cout, cin, k, k});
-        return Conv2d<T>::fold_batchnorm(w, src.take(bn + ".weight", {cout}), src.take(bn + ".bias", {cout}),
+        Tensor<T> w = src.take(conv + ".weight", {cout, cin, k, k});
+        return Conv2d<T>::fold_batchnorm(std::move(w), src.take(bn + ".weight", {cout}), src.take(bn + ".bias", {cout}),
                                          src.take(bn + ".running_mean", {cout}), src.take(bn + ".running_var", {cout}),
                                          stride, k / 2);
     };

@@ -73,7 +73,9 @@ public:
     Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {
         std::copy_n(values, size_, data_.get());
     }
-    Tensor(const Tensor& o) : Tensor(o.shape_, o.data()) {}
+    Tensor(const Tensor& o) : shape_(o.shape_), size_(o.size_), data_(detail::aligned_array<T>(size_t(o.size_))) {
+        std::copy_n(o.data(), size_, data_.get());
+    }
     Tensor& operator=(const Tensor& o) {
         if (this != &o) *this = Tensor(o);
         return *this;

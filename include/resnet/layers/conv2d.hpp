@@ -45,38 +45,42 @@ public:
     enum class Algorithm { Auto, Im2col, Winograd };
 
     Conv2d() = default;
-    /// weight: [Cout, Cin, k, k]; bias: [Cout].
-    Conv2d(const Tensor<T>& weight, const Tensor<T>& bias, int stride, int pad, int dilation = 1,
+    /// weight: [Cout, Cin, k, k]; bias: [Cout]. Taken by value: pass
+    /// rvalues and loading keeps no second copy of the weights.
+    Conv2d(Tensor<T> weight, Tensor<T> bias, int stride, int pad, int dilation = 1,
            Algorithm algorithm = Algorithm::Auto)
         : cout_(int(weight.dim(0))), cin_(int(weight.dim(1))), k_(int(weight.dim(2))),
-          stride_(stride), pad_(pad), dilation_(dilation),
-          weight_(weight.reshaped({weight.dim(0), weight.size() / weight.dim(0)})), bias_(bias),
-          algorithm_(algorithm) {
-        weight.require_shape({-1, -1, weight.dim(2), weight.dim(2)}, "Conv2d weight (square kernel)");
-        bias.require_shape({cout_}, "Conv2d bias");
+          stride_(stride), pad_(pad), dilation_(dilation), weight_(as_matrix(std::move(weight))),
+          bias_(std::move(bias)), algorithm_(algorithm) {
+        bias_.require_shape({cout_}, "Conv2d bias");
         if (stride < 1 || dilation < 1 || pad < 0) detail::fail("Conv2d: invalid stride/pad/dilation");
         const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
         if (algorithm == Algorithm::Winograd && !eligible)
             detail::fail("Conv2d: Winograd needs a 3x3 kernel with stride 1, pad 1, dilation 1 (got ", k_, "x", k_,
                          " stride ", stride_, " pad ", pad_, " dilation ", dilation_, ")");
         // Transformed once, here; 4× the 3×3 weights (36 vs 9 per channel pair).
-        if (eligible && algorithm != Algorithm::Im2col)
-            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight.data(), cout_, cin_));
+        // Auto skips layers wider than kMaxAutoChannels: in torchvision ResNets
+        // at 224² those run at 7×7, where Winograd does not pay (see
+        // winograd::profitable), and their transforms would add 76 MB to
+        // resnet50's 102 MB of weights.
+        if (eligible && (algorithm == Algorithm::Winograd || (algorithm == Algorithm::Auto && cin_ <= kMaxAutoChannels)))
+            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight_.data(), cout_, cin_));
     }
 
     /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
     ///   W' = W·γ/√(σ²+ε),   b' = β − μ·γ/√(σ²+ε).
-    static Conv2d fold_batchnorm(const Tensor<T>& weight, const Tensor<T>& gamma, const Tensor<T>& beta,
+    static Conv2d fold_batchnorm(Tensor<T> weight, const Tensor<T>& gamma, const Tensor<T>& beta,
                                  const Tensor<T>& mean, const Tensor<T>& var, int stride, int pad,
                                  double eps = 1e-5) {
         const int64_t cout = weight.dim(0), per_out = weight.size() / cout;
-        Tensor<T> w(weight.shape()), b({cout});
+        Tensor<T> b({cout});
         for (int64_t o = 0; o < cout; ++o) {
             const double scale = double(gamma[o]) / std::sqrt(double(var[o]) + eps);
-            for (int64_t i = 0; i < per_out; ++i) w[o * per_out + i] = T(double(weight[o * per_out + i]) * scale);
+            T* w = weight.data() + o * per_out;
+            for (int64_t i = 0; i < per_out; ++i) w[i] = T(double(w[i]) * scale);
             b[o] = T(double(beta[o]) - double(mean[o]) * scale);
         }
-        return Conv2d(w, b, stride, pad);
+        return Conv2d(std::move(weight), std::move(b), stride, pad);
     }
 
     int in_channels() const { return cin_; }
@@ -120,6 +124,14 @@ public:
     }
 
 private:
+    static constexpr int kMaxAutoChannels = 256;
+
+    static Tensor<T> as_matrix(Tensor<T> weight) {
+        weight.require_shape({-1, -1, weight.dim(2), weight.dim(2)}, "Conv2d weight (square kernel)");
+        const int64_t rows = weight.dim(0);
+        return std::move(weight).reshaped({rows, weight.size() / rows});
+    }
+
     bool direct() const { return k_ == 1 && stride_ == 1 && pad_ == 0; }
 
     /// Rows (c,i,j) of col: col[(c·k+i)·k+j][oy·wo+ox] = x[c][oy·s−p+i·d][ox·s−p+j·d], 0 outside.
