@@ -230,7 +230,7 @@ def print_table(rows):
     def num(v, fmt):
         return "–" if v is None else format(v, fmt)
     header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×PyTorch", "×OpenCV",
-              "peak RSS MiB", "load ms", "max|Δ| vs PyTorch"]
+              "peak RSS MiB", "load ms", "max abs Δ vs PyTorch"]
     print(markdown_table(header, [
         [r["engine"], str(r["threads"]), str(r["batch"]), f"{r['quiet_runs']}/{r['runs']}",
          num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"),
