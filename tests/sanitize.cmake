@@ -3,13 +3,8 @@ find_program(CLANGXX NAMES clang++ clang++-14)
 if(NOT CLANGXX)
   message(FATAL_ERROR "sanitize_build: clang++ not found (apt-get install clang libclang-rt-14-dev)")
 endif()
-function(step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "sanitize_build: step failed (${rc}): ${ARGN}")
-  endif()
-endfunction()
-step(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BUILD_DIR} -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CLANGXX}
+include(${CMAKE_CURRENT_LIST_DIR}/step.cmake)
+step(sanitize_build ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${BUILD_DIR} -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CLANGXX}
      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRESNET_SANITIZE=ON -DRESNET_BUILD_FUZZERS=ON
      -DRESNET_BUILD_EXAMPLES=OFF -DRESNET_BUILD_BENCH=OFF -DRESNET_FIXTURE_DIR=${FIXTURE_DIR} -DRESNET_PYTHON=${PYTHON})
-step(${CMAKE_COMMAND} --build ${BUILD_DIR})
+step(sanitize_build ${CMAKE_COMMAND} --build ${BUILD_DIR})

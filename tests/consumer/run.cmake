@@ -1,16 +1,11 @@
 # Installs resnet into a scratch prefix, then configures, builds and runs a
 # tiny project that only does find_package(resnet).
 file(REMOVE_RECURSE ${WORK_DIR})
-function(step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "install_consumer: step failed (${rc}): ${ARGN}")
-  endif()
-endfunction()
-step(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib-build -G ${GENERATOR}
+include(${CMAKE_CURRENT_LIST_DIR}/../step.cmake)
+step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib-build -G ${GENERATOR}
      -DRESNET_BUILD_TESTS=OFF -DRESNET_BUILD_EXAMPLES=OFF -DRESNET_BUILD_BENCH=OFF)
-step(${CMAKE_COMMAND} --install ${WORK_DIR}/lib-build --prefix ${WORK_DIR}/prefix)
-step(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/app-build -G ${GENERATOR}
+step(install_consumer ${CMAKE_COMMAND} --install ${WORK_DIR}/lib-build --prefix ${WORK_DIR}/prefix)
+step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/app-build -G ${GENERATOR}
      -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
-step(${CMAKE_COMMAND} --build ${WORK_DIR}/app-build)
-step(${WORK_DIR}/app-build/consumer)
+step(install_consumer ${CMAKE_COMMAND} --build ${WORK_DIR}/app-build)
+step(install_consumer ${WORK_DIR}/app-build/consumer)
