@@ -134,11 +134,19 @@ inline void check_huffman_tables(const uint8_t* d, size_t n, size_t p, int64_t l
     }
 }
 
-/// Offset of the first marker (0xFF, then a byte other than 0x00 or RST0-7) at
-/// or after p: the end of a scan's entropy-coded data. n if there is none.
+/// Offset of the marker ending a scan's entropy-coded data at or after p, n
+/// if none. As stb_image reads it: 0xFF, any 0xFF fill bytes, then a byte
+/// other than 0x00 (a stuffed 0xFF) or RST0-7; the result points at the
+/// 0xFF just before that byte.
 inline size_t next_jpeg_marker(const uint8_t* d, size_t n, size_t p) {
-    for (; p + 1 < n; ++p)
-        if (d[p] == 0xFF && d[p + 1] != 0 && (d[p + 1] < 0xD0 || d[p + 1] > 0xD7)) return p;
+    for (; p + 1 < n; ++p) {
+        if (d[p] != 0xFF) continue;
+        size_t q = p + 1;
+        while (q < n && d[q] == 0xFF) ++q;
+        if (q == n) return n;
+        if (d[q] != 0 && (d[q] < 0xD0 || d[q] > 0xD7)) return q - 1;
+        p = q;
+    }
     return n;
 }
 
