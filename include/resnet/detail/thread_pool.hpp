@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,7 +35,8 @@ public:
     /// Calls fn(i) for every i in [0, count), items taken dynamically by all
     /// threads. Which thread runs an item never changes its result, so output
     /// bits do not depend on the thread count.
-    void parallel_for(int64_t count, const std::function<void(int64_t)>& fn) {
+    template <class F>
+    void parallel_for(int64_t count, const F& fn) {
         if (count <= 0) return;
         if (workers_.empty() || count == 1) {
             for (int64_t i = 0; i < count; ++i) fn(i);
@@ -44,7 +44,10 @@ public:
         }
         {
             std::lock_guard<std::mutex> lock(mu_);
+            // A plain pointer + trampoline instead of std::function: no heap
+            // allocation per call, so a warm forward() allocates nothing here.
             job_ = &fn;
+            run_ = [](const void* f, int64_t i) { (*static_cast<const F*>(f))(i); };
             count_ = count;
             next_.store(0);
             busy_ = int(workers_.size());
@@ -63,7 +66,7 @@ private:
     void run_items() {
         for (int64_t i; (i = next_.fetch_add(1)) < count_;) {
             try {
-                (*job_)(i);
+                run_(job_, i);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(mu_);
                 if (!error_) error_ = std::current_exception();
@@ -89,7 +92,8 @@ private:
     std::vector<std::thread> workers_;
     std::mutex mu_;
     std::condition_variable wake_, done_;
-    const std::function<void(int64_t)>* job_ = nullptr;
+    const void* job_ = nullptr;
+    void (*run_)(const void*, int64_t) = nullptr;
     int64_t count_ = 0;
     std::atomic<int64_t> next_{0};
     int busy_ = 0;
