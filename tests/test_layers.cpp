@@ -125,6 +125,45 @@ constexpr double winograd_tol() { return std::is_same<T, float>::value ? 1e-5 : 
 
 }  // namespace
 
+TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several blocks, fused ops", "[layers]", float,
+                   double) {
+    // Shapes chosen to hit every edge of detail::gemm: Cout not a multiple of
+    // the 6-row panel, column counts with and without a partial strip, k large
+    // enough to split the panels into several blocks, more than one block of
+    // strips, 1×1 (B read in place) and im2col.
+    struct Shape {
+        int n, cin, cout, h, w, k, stride, pad;
+    };
+    const Shape shapes[] = {{1, 3, 1, 5, 3, 1, 1, 0},    {2, 5, 7, 4, 4, 1, 1, 0},  {1, 9, 13, 9, 19, 3, 1, 1},
+                            {1, 700, 70, 3, 7, 1, 1, 0}, {1, 6, 12, 20, 27, 3, 2, 1}, {2, 300, 40, 5, 5, 3, 1, 1}};
+    const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
+    uint32_t seed = 100;
+    for (const auto& s : shapes) {
+        INFO("n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w << " k=" << s.k);
+        const auto x = random_tensor<TestType>({s.n, s.cin, s.h, s.w}, ++seed);
+        const auto w = random_tensor<TestType>({s.cout, s.cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(s.cin * s.k * s.k));
+        const auto b = random_tensor<TestType>({s.cout}, ++seed);
+        const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, Algo<TestType>::Im2col);
+        CHECK(max_abs_diff(conv.weight(), w) == 0.0);
+        const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
+        const auto res = random_tensor<TestType>({s.n, s.cout, ho, wo}, ++seed);
+        auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1);
+        CHECK(close(run_conv(conv, x, 1), expected, tol));
+        for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(TestType(0), expected[i] + res[i]);
+        const auto fused = run_conv(conv, x, 1, &res, true);
+        CHECK(close(fused, expected, tol));
+        CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);
+        // The layer touches only the scratch it asked for.
+        const int64_t ws = conv.workspace_size(s.h, s.w);
+        Tensor<TestType> col({ws + 2}), y({s.n, s.cout, ho, wo});
+        col[0] = col[ws + 1] = TestType(12345);
+        resnet::detail::ThreadPool pool(2);
+        conv.forward(x.data(), s.n, s.h, s.w, y.data(), {res.data(), true}, col.data() + 1, pool);
+        CHECK(max_abs_diff(y, fused) == 0.0);
+        CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+    }
+}
+
 TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3x3 s1 p1 cases", "[layers]", float,
                    double) {
     int checked = 0;

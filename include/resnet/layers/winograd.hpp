@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../detail/gemm.hpp"
 #include "../detail/thread_pool.hpp"
 #include "../tensor.hpp"
 
@@ -109,7 +110,7 @@ namespace resnet::winograd {
 constexpr int kTiles = 36;           // points of the 6×6 transformed domain
 constexpr int kMaxChunkTiles = 112;  // tiles per chunk (the GEMM's N); bounds scratch
 constexpr int kCinBlock = 16;        // input channels per input-transform item
-constexpr int kPanelRows = 6;        // output channels per micro-kernel panel
+using resnet::detail::kPanelRows;     // output channels per micro-kernel panel
 constexpr int kItemPanels = 11;      // panels per GEMM/output item (66 channels)
 
 /// 3×3, stride 1, pad 1, dilation 1: the convolutions this file handles.
@@ -134,7 +135,7 @@ inline bool profitable(int /*cin*/, int /*cout*/, int h, int w) {
     return tiles >= (sizeof(T) <= 4 ? 9 : 4);
 }
 
-inline int panels(int cout) { return (cout + kPanelRows - 1) / kPanelRows; }
+inline int panels(int cout) { return int(resnet::detail::panel_count(cout)); }
 
 /// U[ξ][panel][c][r] = (G g[panel·kPanelRows + r][c] Gᵀ)[ξ] (0 past Cout),
 /// for w = [Cout, Cin, 3, 3] row-major.
@@ -196,17 +197,8 @@ struct Plan {
 
 namespace detail {
 
-/// Tiles handled side by side: one 32-byte vector (AVX2; also the width GCC
-/// prefers on AVX-512 targets). Every vector operation below goes through
-/// Eigen fixed-size arrays, which compile to packet instructions for
-/// whatever SIMD the target has (AVX2/FMA, AVX-512, SSE, NEON) and to scalar
-/// code otherwise; GCC's auto-vectorizer does not reliably vectorize the
-/// equivalent plain loops.
-template <class T>
-constexpr int kLanes = int(32 / sizeof(T));
-
-template <class T>
-using Lanes = Eigen::Array<T, kLanes<T>, 1>;
+using resnet::detail::kLanes;  // tiles handled side by side
+using resnet::detail::Lanes;
 
 /// L 1-D input transforms o = Bᵀ d: d_j at s[j·ss + l], o_i to o[i·os + l].
 template <class T>
@@ -293,24 +285,13 @@ void input_transform(const Plan& p, const T* x, int chunk, int c0, int c1, T* v)
 }
 
 /// m[r][j] = Σ_c u[c][r] · v[c·vs + j] for r < kPanelRows, j < NV·L; rows
-/// r < rows are stored to m[r·ms + j]. The accumulators live in registers
-/// (6 × 2 vectors for NV = 2); c runs in order, so the result is fixed.
+/// r < rows are stored to m[r·ms + j].
 template <class T, int NV>
-inline void micro_kernel(int cin, const T* __restrict u, const T* __restrict v, int64_t vs, T* __restrict m,
-                         int64_t ms, int rows) {
-    constexpr int L = kLanes<T>, R = kPanelRows;
-    using A = Lanes<T>;
-    A acc[R][NV];
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < NV; ++j) acc[r][j].setZero();
-    for (int c = 0; c < cin; ++c, u += R, v += vs) {
-        A b[NV];
-        for (int j = 0; j < NV; ++j) b[j] = Eigen::Map<const A>(v + j * L);
-        for (int r = 0; r < R; ++r)
-            for (int j = 0; j < NV; ++j) acc[r][j] += u[r] * b[j];
-    }
+inline void micro_kernel(int cin, const T* u, const T* v, int64_t vs, T* __restrict m, int64_t ms, int rows) {
+    Lanes<T> acc[kPanelRows][NV];
+    resnet::detail::panel_product<T, NV>(cin, u, v, vs, acc);
     for (int r = 0; r < rows; ++r)
-        for (int j = 0; j < NV; ++j) Eigen::Map<A>(m + r * ms + j * L) = acc[r][j];
+        for (int j = 0; j < NV; ++j) Eigen::Map<Lanes<T>>(m + r * ms + j * kLanes<T>) = acc[r][j];
 }
 
 /// The 36 products of one item: for every ξ, channels of panels
