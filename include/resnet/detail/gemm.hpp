@@ -4,16 +4,16 @@
 //
 // A (the weights) is packed once, at load, into panels of kPanelRows rows
 // stored k-major, so the micro-kernel reads it as one contiguous stream;
-// B (activations) is read in place, row-major. Each micro-tile is
-// kPanelRows × 2 vectors of outputs accumulated in registers over the whole
-// k range in order, so an output's bits depend only on the layer shape.
+// B (activations) is read row-major, in place or from im2col. Each
+// micro-tile is kPanelRows × 2 vectors of outputs accumulated in registers
+// over k in order, so an output's bits depend only on the layer shape.
 //
-// Why not Eigen's GEMM (used here before): Eigen repacks the weights for
-// every call and every tile, and applies the epilogue in a second pass. On
-// ResNet-50 at 224² (AMD EPYC Zen 3, AVX2 + FMA, 1 thread) the whole network
-// went from 142 ms with Eigen's products to the figure in README's benchmark
-// table with this kernel; the same micro-kernel had already measured 1.2–2.2×
-// Eigen on the Winograd products.
+// Why not Eigen's GEMM (used here before): Eigen repacks the weights on
+// every call and every tile, and the epilogue took a second pass over each
+// tile. Measured on ResNet-50 at 224² (AMD EPYC Zen 3, AVX2 + FMA, g++ 12,
+// interleaved runs, medians): 1 thread 143 → 114 ms, 2 threads 83 → 71 ms;
+// k blocks and whole-strip rows (below, conv2d.hpp) then took the sum of
+// the convolutions from 94.5 to 88.6 ms (best of 3, 1 thread).
 #include <Eigen/Core>
 
 #include <algorithm>
@@ -22,6 +22,15 @@
 
 #include "../tensor.hpp"
 #include "thread_pool.hpp"
+
+// The micro-kernel and its store must inline into the loop that owns the
+// accumulators, or they live in memory: when GCC stopped inlining the
+// store, a 128→512 1×1 layer at 28×28 went from 1.15 to 1.43 ms.
+#if defined(__GNUC__)
+#define RESNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RESNET_ALWAYS_INLINE inline
+#endif
 
 namespace resnet::detail {
 
@@ -56,7 +65,7 @@ void pack_panels(const T* a, int64_t rows, int64_t k, T* out) {
 
 /// acc[r][v] = Σ_{c<k} a[c·kPanelRows + r] · b[c·ldb + v·L + l], c in order.
 template <class T, int NV>
-inline void panel_product(int64_t k, const T* __restrict a, const T* __restrict b, int64_t ldb,
+RESNET_ALWAYS_INLINE void panel_product(int64_t k, const T* __restrict a, const T* __restrict b, int64_t ldb,
                           Lanes<T> (&acc)[kPanelRows][NV]) {
     using V = Lanes<T>;
     for (int r = 0; r < kPanelRows; ++r)
@@ -78,23 +87,26 @@ struct OutputOps {
     bool relu = false;
 };
 
-/// Stores rows [0, nrows) × columns [0, ncols) of one micro-tile to c (row
-/// stride ldc) through the output ops; `row0` indexes bias and residual
-/// (residual shares c's layout).
+/// Writes rows [0, nrows) × columns [0, ncols) of one micro-tile to c (row
+/// stride ldc) at (row0, col0): y = acc, or c + acc when `accumulate`; then,
+/// when `ops` is given, the output ops (residual shares c's layout).
 template <class T>
-inline void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int nrows, int ncols, T* c, int64_t ldc,
-                       const OutputOps<T>& ops, int64_t row0, int64_t col0) {
+RESNET_ALWAYS_INLINE void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int nrows, int ncols, T* c, int64_t ldc,
+                       bool accumulate, const OutputOps<T>* ops, int64_t row0, int64_t col0) {
     using V = Lanes<T>;
     constexpr int L = kLanes<T>;
     for (int r = 0; r < nrows; ++r) {
-        const T bias = ops.bias[row0 + r];
-        const T* res = ops.residual ? ops.residual + (row0 + r) * ldc + col0 : nullptr;
         T* dst = c + (row0 + r) * ldc + col0;
+        const T bias = ops ? ops->bias[row0 + r] : T(0);
+        const T* res = ops && ops->residual ? ops->residual + (row0 + r) * ldc + col0 : nullptr;
+        const bool relu = ops && ops->relu;
         if (ncols == 2 * L) {
             for (int v = 0; v < 2; ++v) {
-                V y = acc[r][v] + bias;
+                V y = acc[r][v];
+                if (accumulate) y = Eigen::Map<const V>(dst + v * L) + y;
+                if (ops) y += bias;
                 if (res) y += Eigen::Map<const V>(res + v * L);
-                if (ops.relu) y = y.max(T(0));
+                if (relu) y = y.max(T(0));
                 Eigen::Map<V>{dst + v * L} = y;
             }
             continue;
@@ -103,54 +115,58 @@ inline void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int nrows, int ncol
         Eigen::Map<V>{row} = acc[r][0];
         Eigen::Map<V>{row + L} = acc[r][1];
         for (int j = 0; j < ncols; ++j) {
-            T y = row[j] + bias;
+            T y = row[j];
+            if (accumulate) y = dst[j] + y;
+            if (ops) y += bias;
             if (res) y += res[j];
-            dst[j] = ops.relu ? std::max(y, T(0)) : y;
+            dst[j] = relu ? std::max(y, T(0)) : y;
         }
     }
 }
 
-/// Scratch (elements) gemm() needs for k-row B operands.
-template <class T>
-int64_t gemm_scratch(int64_t k) {
-    return k * kStrip<T>;
-}
-
-/// c[rows × cols] = A · B through the output ops, with A packed by
-/// pack_panels (rows × k) and B row-major k × cols with row stride ldb.
-/// `scratch` holds gemm_scratch(k) elements: the last, partial column strip
-/// of B copied and zero-padded, so the kernel never reads past a row.
+/// c[rows × cols] = A · B through the output ops. A is packed by
+/// pack_panels (rows × k). B is k × (strips·kStrip) in strips of kStrip
+/// columns: element (r, s·kStrip + q) at b[s·strip_stride + r·row_stride + q].
+/// For a row-major B whose row length `ld` is a multiple of kStrip (zero
+/// past `cols`): row_stride = ld, strip_stride = kStrip.
 ///
-/// Work items are (block of panels) × (block of column strips), sized from
-/// the shape alone: a block of A stays in L2 (kABlockBytes) while the item
-/// walks its strips, and each strip of B is reused from L1/L2 by every panel
-/// of the block.
+/// k runs in blocks of kDepth: each micro-tile sums one block in registers
+/// and adds it to c, so every output is ((block₀) + block₁) + … whatever the
+/// work partition — the bits depend on the layer shape only. Work items are
+/// (block of panels) × (block of strips); within an item the block of A
+/// (≤ kABlockBytes) stays in L2 while the item walks its strips, and each
+/// strip of B (kDepth × kStrip, 16 KB in float) is reused from L1 by every
+/// panel of the block. k blocks measured 1.2–1.4× on ResNet-50's large-k
+/// layers (3×3 at 14×14 and 7×7, k = 2304 / 4608), where each item had
+/// re-streamed its whole B from L3.
 template <class T>
-void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t ldb, int64_t cols, T* c,
-          const OutputOps<T>& ops, T* scratch, ThreadPool& pool) {
+void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, int64_t strip_stride, int64_t cols,
+          T* c, const OutputOps<T>& ops, ThreadPool& pool) {
     constexpr int S = kStrip<T>;
-    constexpr int64_t kABlockBytes = 160 << 10, kBlockStrips = 8;
-    const int64_t full = cols / S, tail = cols % S, strips = full + (tail > 0);
-    if (tail)
-        for (int64_t j = 0; j < k; ++j) {
-            std::memcpy(scratch + j * S, b + j * ldb + full * S, size_t(tail) * sizeof(T));
-            std::fill(scratch + j * S + tail, scratch + (j + 1) * S, T(0));
-        }
-    const int64_t np = panel_count(rows);
-    const int64_t block_panels = std::clamp<int64_t>(kABlockBytes / (k * kPanelRows * int64_t(sizeof(T))), 1, np);
-    const int64_t row_blocks = (np + block_panels - 1) / block_panels;
+    constexpr int64_t kDepth = 256, kABlockBytes = 256 << 10, kBlockStrips = 8;
+    const int64_t strips = (cols + S - 1) / S, np = panel_count(rows), depth = std::min(k, kDepth);
     const int64_t col_blocks = (strips + kBlockStrips - 1) / kBlockStrips;
+    // Panels per item: as many as fit the L2 budget, fewer when that leaves
+    // too few items to keep every thread busy (any split gives the same bits).
+    const int64_t fit = std::max<int64_t>(1, kABlockBytes / (depth * kPanelRows * int64_t(sizeof(T))));
+    const int64_t want_row_blocks = (4 * pool.threads() + col_blocks - 1) / col_blocks;
+    const int64_t block_panels = std::clamp<int64_t>((np + want_row_blocks - 1) / want_row_blocks, 1, fit);
+    const int64_t row_blocks = (np + block_panels - 1) / block_panels;
     pool.parallel_for(row_blocks * col_blocks, [&](int64_t item) {
         const int64_t q0 = item / col_blocks * block_panels, q1 = std::min(np, q0 + block_panels);
         const int64_t s0 = item % col_blocks * kBlockStrips, s1 = std::min(strips, s0 + kBlockStrips);
-        for (int64_t s = s0; s < s1; ++s) {
-            const bool partial = s == full;
-            const T* bs = partial ? scratch : b + s * S;
-            for (int64_t q = q0; q < q1; ++q) {
-                Lanes<T> acc[kPanelRows][2];
-                panel_product<T, 2>(k, a + q * k * kPanelRows, bs, partial ? S : ldb, acc);
-                const int nrows = int(std::min<int64_t>(kPanelRows, rows - q * kPanelRows));
-                store_tile(acc, nrows, partial ? int(tail) : S, c, cols, ops, q * kPanelRows, s * S);
+        for (int64_t k0 = 0; k0 < k; k0 += depth) {
+            const int64_t kn = std::min(depth, k - k0);
+            for (int64_t s = s0; s < s1; ++s) {
+                const T* bs = b + s * strip_stride + k0 * row_stride;
+                const int ncols = int(std::min<int64_t>(S, cols - s * S));
+                for (int64_t q = q0; q < q1; ++q) {
+                    Lanes<T> acc[kPanelRows][2];
+                    panel_product<T, 2>(kn, a + (q * k + k0) * kPanelRows, bs, row_stride, acc);
+                    const int nrows = int(std::min<int64_t>(kPanelRows, rows - q * kPanelRows));
+                    store_tile(acc, nrows, ncols, c, cols, k0 > 0, k0 + kn == k ? &ops : nullptr, q * kPanelRows,
+                               s * S);
+                }
             }
         }
     });
