@@ -118,10 +118,14 @@ template <class T>
 using Algo = typename resnet::Conv2d<T>::Algorithm;
 
 // Winograd F(4×4,3×3) in float: transforms amplify rounding a few times over
-// the direct sum (measured ≤ 2e-6 relative on these cases); double stays
-// ~1e-14.
+// the direct sum (measured ≤ 2e-6 relative on these cases; F(2×2) less);
+// double stays ~1e-14.
 template <class T>
 constexpr double winograd_tol() { return std::is_same<T, float>::value ? 1e-5 : 1e-12; }
+
+/// Both Winograd tiles, each test runs for each.
+template <class T>
+const std::pair<Algo<T>, int> kWinograd[] = {{Algo<T>::Winograd4x4, 4}, {Algo<T>::Winograd2x2, 2}};
 
 }  // namespace
 
@@ -144,7 +148,6 @@ TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several block
         const auto w = random_tensor<TestType>({s.cout, s.cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(s.cin * s.k * s.k));
         const auto b = random_tensor<TestType>({s.cout}, ++seed);
         const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, Algo<TestType>::Im2col);
-        CHECK(max_abs_diff(conv.weight(), w) == 0.0);
         const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
         const auto res = random_tensor<TestType>({s.n, s.cout, ho, wo}, ++seed);
         auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1);
@@ -172,14 +175,15 @@ TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3
         if (!resnet::winograd::eligible(c.k, c.stride, c.pad, c.dil)) continue;
         ++checked;  // conv1 (5→6, 9×8) and conv8 (130→140, 17×18)
         const auto w = c.w.cast<TestType>(), b = c.b.cast<TestType>();
-        const resnet::Conv2d<TestType> wino(w, b, 1, 1, 1, Algo<TestType>::Winograd);
         const resnet::Conv2d<TestType> im2col(w, b, 1, 1, 1, Algo<TestType>::Im2col);
-        CHECK(wino.uses_winograd(int(c.x.dim(2)), int(c.x.dim(3))));
-        CHECK_FALSE(im2col.uses_winograd(int(c.x.dim(2)), int(c.x.dim(3))));
+        CHECK(im2col.winograd_tile() == 0);
         const Tensor<TestType> x = c.x.cast<TestType>();
         const auto oracle = naive_conv2d(c.x, c.w, c.b, 1, 1, 1);  // double
+        for (const auto& [algo, m] : kWinograd<TestType>)
         for (int threads : {1, 3}) {
-            INFO("conv case " << i << ", " << threads << " threads");
+            const resnet::Conv2d<TestType> wino(w, b, 1, 1, 1, algo);
+            CHECK(wino.winograd_tile() == m);
+            INFO("conv case " << i << ", F(" << m << "x" << m << "), " << threads << " threads");
             const auto yw = run_conv(wino, x, threads), yi = run_conv(im2col, x, threads);
             const double scale = std::max(1.0, max_abs(oracle));
             INFO("winograd max|d|/scale=" << max_abs_diff(yw, oracle) / scale
@@ -199,7 +203,8 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
     // Sizes not multiples of 4, 1×1 and 2×3 inputs (a single partial tile),
     // batch 3, Cout not a multiple of the 6-row panels and above one 66-row
     // item, Cin above one 16-channel input block, and 41×53 = 11×14 tiles: two
-    // chunks of 77, the boundary in the middle of a tile row.
+    // chunks of 77, the boundary in the middle of a tile row (F(2×2): 21×27
+    // tiles, six chunks).
     const Shape shapes[] = {{1, 3, 4, 1, 1},    {3, 4, 5, 2, 3},   {2, 5, 7, 5, 5},   {1, 7, 9, 13, 17},
                             {3, 17, 70, 9, 10}, {1, 33, 13, 41, 53}, {2, 6, 140, 4, 8}, {1, 2, 3, 3, 30}};
     uint32_t seed = 1;
@@ -212,10 +217,11 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
         const Tensor<double> plain = expected;
         for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(0.0, expected[i] + res[i]);
 
-        const resnet::Conv2d<TestType> conv(w.cast<TestType>(), b.cast<TestType>(), 1, 1, 1,
-                                            Algo<TestType>::Winograd);
+        for (const auto& [algo, m] : kWinograd<TestType>) {
+        const resnet::Conv2d<TestType> conv(w.cast<TestType>(), b.cast<TestType>(), 1, 1, 1, algo);
         const Tensor<TestType> xt = x.cast<TestType>(), rt = res.cast<TestType>();
-        INFO("n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w);
+        INFO("F(" << m << "x" << m << ") n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x"
+                  << s.w);
         const auto fused = run_conv(conv, xt, 2, &rt, true);
         CHECK(close(fused, expected, winograd_tol<TestType>()));
         CHECK(close(run_conv(conv, xt, 1), plain, winograd_tol<TestType>()));
@@ -237,6 +243,7 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
         CHECK(max_abs_diff(y, fused) == 0.0);
         CHECK(col[0] == canary);
         CHECK(col[ws + 1] == canary);
+        }
     }
 }
 
@@ -246,45 +253,46 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
     const auto w = random_tensor<TestType>({140, 33, 3, 3}, 8, 0.06);
     const auto b = random_tensor<TestType>({140}, 9);
     const auto res = random_tensor<TestType>({2, 140, 41, 53}, 10);
-    const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, Algo<TestType>::Winograd);
-    const auto one = run_conv(conv, x, 1, &res, true);
-    for (int threads : {2, 3}) {
-        INFO(threads << " threads");
-        CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
+    const auto im2col = run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true);
+    for (const auto& [algo, m] : kWinograd<TestType>) {
+        const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, algo);
+        const auto one = run_conv(conv, x, 1, &res, true);
+        for (int threads : {2, 3}) {
+            INFO("F(" << m << "x" << m << "), " << threads << " threads");
+            CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
+        }
+        CHECK(close(one, im2col, winograd_tol<TestType>()));
     }
-    CHECK(close(one, run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true),
-                winograd_tol<TestType>()));
 }
 
-TEST_CASE("Conv2d algorithm choice: Auto picks Winograd only where it pays", "[layers]") {
-    const auto w = random_tensor<float>({8, 8, 3, 3}, 11), b = random_tensor<float>({8}, 12);
-    const resnet::Conv2d<float> auto3x3(w, b, 1, 1);
-    CHECK(auto3x3.algorithm() == Algo<float>::Auto);
-    CHECK(auto3x3.uses_winograd(56, 56));
-    CHECK(auto3x3.uses_winograd(10, 10));  // 3×3 tiles
-    CHECK_FALSE(auto3x3.uses_winograd(7, 7));  // 2×2 tiles: no faster in float
-    CHECK_FALSE(auto3x3.uses_winograd(1, 1));
-    const resnet::Conv2d<double> auto3x3d(w.cast<double>(), b.cast<double>(), 1, 1);
-    CHECK(auto3x3d.uses_winograd(7, 7));  // double: faster from 2×2 tiles on
-    CHECK_FALSE(auto3x3d.uses_winograd(4, 4));
-    // Each path sizes its own scratch; Auto then runs the path it sized for.
-    CHECK(auto3x3.workspace_size(56, 56) != resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col).workspace_size(56, 56));
-    const auto x = random_tensor<float>({1, 8, 7, 7}, 13);
-    CHECK(max_abs_diff(run_conv(auto3x3, x, 2),
-                       run_conv(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col), x, 2)) == 0.0);
-
-    CHECK_FALSE(resnet::Conv2d<float>(w, b, 2, 1).uses_winograd(56, 56));      // stride 2
-    CHECK_FALSE(resnet::Conv2d<float>(w, b, 1, 2, 2).uses_winograd(56, 56));   // dilation 2
-    CHECK_FALSE(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Im2col).uses_winograd(56, 56));
-    CHECK(resnet::Conv2d<float>(w, b, 1, 1, 1, Algo<float>::Winograd).uses_winograd(1, 1));
-    CHECK_THROWS_WITH(resnet::Conv2d<float>(w, b, 2, 1, 1, Algo<float>::Winograd),
+TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width", "[layers]") {
+    const auto conv = [](int channels, int stride, int pad, int dilation, Algo<float> algo = Algo<float>::Auto) {
+        return resnet::Conv2d<float>(random_tensor<float>({channels, channels, 3, 3}, 11),
+                                     random_tensor<float>({channels}, 12), stride, pad, dilation, algo);
+    };
+    CHECK(conv(8, 1, 1, 1).algorithm() == Algo<float>::Auto);
+    CHECK(conv(8, 1, 1, 1).winograd_tile() == 4);
+    CHECK(conv(128, 1, 1, 1).winograd_tile() == 4);
+    CHECK(conv(129, 1, 1, 1).winograd_tile() == 2);
+    CHECK(conv(256, 1, 1, 1).winograd_tile() == 2);
+    CHECK(conv(257, 1, 1, 1).winograd_tile() == 0);
+    CHECK(conv(8, 2, 1, 1).winograd_tile() == 0);  // stride 2
+    CHECK(conv(8, 1, 2, 2).winograd_tile() == 0);  // dilation 2
+    CHECK(conv(8, 1, 1, 1, Algo<float>::Im2col).winograd_tile() == 0);
+    CHECK(conv(300, 1, 1, 1, Algo<float>::Winograd4x4).winograd_tile() == 4);
+    CHECK(conv(8, 1, 1, 1, Algo<float>::Winograd2x2).winograd_tile() == 2);
+    CHECK_THROWS_WITH(conv(8, 2, 1, 1, Algo<float>::Winograd4x4),
                       Catch::Contains("Winograd") && Catch::Contains("stride 2"));
-    const auto w1 = random_tensor<float>({8, 8, 1, 1}, 14);
-    CHECK_THROWS_WITH(resnet::Conv2d<float>(w1, b, 1, 0, 1, Algo<float>::Winograd), Catch::Contains("1x1"));
-    // Copies share the transformed weights and still compute the same thing.
-    const resnet::Conv2d<float> copy = auto3x3;
-    const auto x56 = random_tensor<float>({1, 8, 56, 56}, 15);
-    CHECK(max_abs_diff(run_conv(copy, x56, 1), run_conv(auto3x3, x56, 1)) == 0.0);
+    const auto b = random_tensor<float>({8}, 12);
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 8, 1, 1}, 14), b, 1, 0, 1, Algo<float>::Winograd2x2),
+                      Catch::Contains("1x1"));
+    // Auto runs exactly the path it chose, and copies share the transformed
+    // weights and compute the same.
+    const auto x = random_tensor<float>({1, 8, 9, 9}, 13);
+    const auto auto3x3 = conv(8, 1, 1, 1);
+    const auto copy = auto3x3;
+    CHECK(max_abs_diff(run_conv(auto3x3, x, 2), run_conv(conv(8, 1, 1, 1, Algo<float>::Winograd4x4), x, 1)) == 0.0);
+    CHECK(max_abs_diff(run_conv(copy, x, 1), run_conv(auto3x3, x, 1)) == 0.0);
 }
 
 TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN (eval)", "[layers]", float, double) {

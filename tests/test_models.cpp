@@ -111,12 +111,15 @@ TEST_CASE("the tests notice a stride on the wrong convolution", "[models]") {
     const auto model = resnet::load_model(fixture("resnet50.safetensors"));
     auto stages = model.stages();
     const auto& block = stages[1][0];
+    resnet::SafeTensorsFile file(fixture("resnet50.safetensors"));
     std::vector<resnet::Conv2d<float>> convs;
-    for (size_t i = 0; i < block.convs().size(); ++i) {
-        const auto& c = block.convs()[i];
-        const int stride = i == 0 ? 2 : 1;
-        const auto w = c.weight();
-        convs.emplace_back(w, c.bias(), stride, c.kernel() / 2);
+    for (int i = 1; i <= 3; ++i) {
+        const std::string bn = "layer2.0.bn" + std::to_string(i);
+        auto w = file.read<float>("layer2.0.conv" + std::to_string(i) + ".weight");
+        const int pad = int(w.dim(2)) / 2;
+        convs.push_back(resnet::Conv2d<float>::fold_batchnorm(
+            std::move(w), file.read<float>(bn + ".weight"), file.read<float>(bn + ".bias"),
+            file.read<float>(bn + ".running_mean"), file.read<float>(bn + ".running_var"), i == 1 ? 2 : 1, pad));
     }
     stages[1][0] = resnet::ResidualBlock<float>(convs, block.downsample());
     const resnet::ResNet<float> wrong(model.architecture(), model.stem(), stages,

@@ -34,15 +34,14 @@ struct Epilogue {
 /// stride-1, unpadded convolution: no copy). Bias, residual and ReLU are
 /// applied as each micro-tile leaves the registers.
 ///
-/// 3×3 stride-1 pad-1 convolutions may instead run Winograd F(4×4, 3×3)
-/// (winograd.hpp): the transformed weights are computed once here, and
-/// forward() takes that path where winograd::profitable() says it is faster.
+/// 3×3 stride-1 pad-1 convolutions may instead run Winograd F(m×m, 3×3)
+/// (winograd.hpp); such a layer keeps only the transformed weights.
 template <class T>
 class Conv2d {
 public:
-    /// Auto: Winograd where eligible and measured faster, else im2col.
-    /// Im2col / Winograd force a path (Winograd throws unless 3×3 s1 p1 d1).
-    enum class Algorithm { Auto, Im2col, Winograd };
+    /// Auto: by layer width (below). Im2col / Winograd4x4 / Winograd2x2 force
+    /// a path (the Winograd ones throw unless 3×3 s1 p1 d1).
+    enum class Algorithm { Auto, Im2col, Winograd4x4, Winograd2x2 };
 
     Conv2d() = default;
     /// weight: [Cout, Cin, k, k]; bias: [Cout]. Taken by value: pass
@@ -54,19 +53,14 @@ public:
         weight.require_shape({-1, -1, k_, k_}, "Conv2d weight (square kernel)");
         bias_.require_shape({cout_}, "Conv2d bias");
         if (stride < 1 || dilation < 1 || pad < 0) detail::fail("Conv2d: invalid stride/pad/dilation");
-        const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
-        if (algorithm == Algorithm::Winograd && !eligible)
-            detail::fail("Conv2d: Winograd needs a 3x3 kernel with stride 1, pad 1, dilation 1 (got ", k_, "x", k_,
-                         " stride ", stride_, " pad ", pad_, " dilation ", dilation_, ")");
-        // Transformed once, here; 4× the 3×3 weights (36 vs 9 per channel pair).
-        // Auto skips layers wider than kMaxAutoChannels: in torchvision ResNets
-        // at 224² those run at 7×7, where Winograd does not pay (see
-        // winograd::profitable), and their transforms would add 76 MB to
-        // resnet50's 102 MB of weights.
-        if (eligible && (algorithm == Algorithm::Winograd || (algorithm == Algorithm::Auto && cin_ <= kMaxAutoChannels)))
-            wino_weight_ = std::make_shared<const Tensor<T>>(winograd::transform_weights(weight.data(), cout_, cin_));
-        packed_ = Tensor<T>::uninitialized({detail::panel_count(cout_), krows(), detail::kPanelRows});
-        detail::pack_panels(weight.data(), cout_, krows(), packed_.data());
+        wino_m_ = winograd_tile_for(algorithm);
+        if (wino_m_)
+            wino_weight_ = std::make_shared<const Tensor<T>>(
+                winograd::transform_weights(wino_m_, weight.data(), cout_, cin_));
+        else {
+            packed_ = Tensor<T>::uninitialized({detail::panel_count(cout_), krows(), detail::kPanelRows});
+            detail::pack_panels(weight.data(), cout_, krows(), packed_.data());
+        }
     }
 
     /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
@@ -90,27 +84,15 @@ public:
     int kernel() const { return k_; }
     int stride() const { return stride_; }
     int out_size(int in) const { return (in + 2 * pad_ - dilation_ * (k_ - 1) - 1) / stride_ + 1; }
-    /// The weights as PyTorch's [Cout, Cin, k, k] (BN folded), unpacked.
-    Tensor<T> weight() const {
-        auto w = Tensor<T>::uninitialized({cout_, cin_, k_, k_});
-        for (int64_t o = 0; o < cout_; ++o)
-            for (int64_t j = 0; j < krows(); ++j)
-                w[o * krows() + j] = packed_[(o / detail::kPanelRows * krows() + j) * detail::kPanelRows +
-                                             o % detail::kPanelRows];
-        return w;
-    }
     const Tensor<T>& bias() const { return bias_; }
     Algorithm algorithm() const { return algorithm_; }
-    /// Whether forward() on an h×w input takes the Winograd path.
-    bool uses_winograd(int h, int w) const {
-        return wino_weight_ &&
-               (algorithm_ == Algorithm::Winograd || winograd::profitable<T>(cin_, cout_, h, w));
-    }
+    /// The Winograd output tile m of forward() (4 or 2), or 0: im2col + GEMM.
+    int winograd_tile() const { return wino_m_; }
 
     /// Elements of scratch needed for one image of h×w: packed im2col (0 when the
     /// input is used directly) or the Winograd transforms.
     int64_t workspace_size(int h, int w) const {
-        if (uses_winograd(h, w)) return winograd::Plan::make(cin_, cout_, h, w).total;
+        if (wino_m_) return winograd::Plan::make(wino_m_, cin_, cout_, h, w).total;
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
         return reads_in_place(plane) ? 0 : krows() * strips(plane) * detail::kStrip<T>;
     }
@@ -118,9 +100,9 @@ public:
     /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
     void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col,
                  detail::ThreadPool& pool) const {
-        if (uses_winograd(h, w))
-            return winograd::forward(winograd::Plan::make(cin_, cout_, h, w), wino_weight_->data(), bias_.data(), in,
-                                     n, out, ep.residual, ep.relu, col, pool);
+        if (wino_m_)
+            return winograd::forward(winograd::Plan::make(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
+                                     bias_.data(), in, n, out, ep.residual, ep.relu, col, pool);
         const int ho = out_size(h), wo = out_size(w);
         const int64_t plane = int64_t(ho) * wo;
         constexpr int S = detail::kStrip<T>;
@@ -141,7 +123,27 @@ public:
     }
 
 private:
-    static constexpr int kMaxAutoChannels = 256;
+    /// Auto's choice, by the wider of Cin and Cout. Chosen for ResNet-50 at
+    /// 224² within a 150 MB peak RSS (float): each layer keeps either its
+    /// im2col weights or its Winograd transforms (16/9 of them for F(2×2),
+    /// 4× for F(4×4)). Per layer, 1 thread, AMD EPYC Zen 3, best of 200 calls:
+    ///   ≤ 128 (layer1–2, 56² and 28²): F(4×4), 2.5–3.0× im2col.
+    ///   ≤ 256 (layer3, 14²): F(2×2), 1.5–2.2 ms vs im2col 2.9 ms; F(4×4)
+    ///     ran 1.0 ms but costs 30 MiB more (RSS 171 instead of 141 MiB).
+    ///   wider (layer4, 7²): im2col, 3.8 ms. F(2×2) ran 1.55 ms but would
+    ///     add 14 MiB (155 MiB); F(4×4) ran 3.1 ms for 54 MiB more.
+    int winograd_tile_for(Algorithm algorithm) const {
+        const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
+        const bool forced = algorithm == Algorithm::Winograd4x4 || algorithm == Algorithm::Winograd2x2;
+        if (forced && !eligible)
+            detail::fail("Conv2d: Winograd needs a 3x3 kernel with stride 1, pad 1, dilation 1 (got ", k_, "x", k_,
+                         " stride ", stride_, " pad ", pad_, " dilation ", dilation_, ")");
+        if (algorithm == Algorithm::Winograd4x4) return 4;
+        if (algorithm == Algorithm::Winograd2x2) return 2;
+        if (algorithm == Algorithm::Im2col || !eligible) return 0;
+        const int width = std::max(cin_, cout_);
+        return width <= 128 ? 4 : width <= 256 ? 2 : 0;
+    }
 
     int64_t krows() const { return int64_t(cin_) * k_ * k_; }
     static int64_t strips(int64_t plane) { return (plane + detail::kStrip<T> - 1) / detail::kStrip<T>; }
@@ -189,9 +191,11 @@ private:
     Tensor<T> packed_;  // Cout × (Cin·k·k) in micro-kernel panels (detail::pack_panels)
     Tensor<T> bias_;    // Cout
     Algorithm algorithm_ = Algorithm::Auto;
-    // 36 × Cout × Cin in micro-kernel panels (winograd::transform_weights), or
-    // null; immutable, so copies of the layer share it.
+    // Winograd: α² × Cout × Cin in micro-kernel panels
+    // (winograd::transform_weights), else null; immutable, so copies of the
+    // layer share it. Exactly one of packed_ and wino_weight_ is set.
     std::shared_ptr<const Tensor<T>> wino_weight_;
+    int wino_m_ = 0;
 };
 
 }  // namespace resnet
