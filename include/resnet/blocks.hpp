@@ -36,15 +36,26 @@ public:
     const std::vector<Conv2d<T>>& convs() const { return convs_; }
     const std::optional<Conv2d<T>>& downsample() const { return downsample_; }
 
-    /// Largest intermediate activation (elements) and im2col scratch for an n×C×h×w input.
-    int64_t max_activation(int n, int h, int w) const {
-        int64_t m = 0;
-        for (const auto& c : convs_) {
-            h = c.out_size(h), w = c.out_size(w);
-            m = std::max(m, int64_t(n) * c.out_channels() * h * w);
+    /// Elements of the block's activations for an n×C×h×w input, by the
+    /// scratch role that holds them (see forward()).
+    struct ActivationSizes {
+        int64_t intermediate = 0, identity = 0, out = 0;
+    };
+    ActivationSizes activation_sizes(int n, int h, int w) const {
+        ActivationSizes a;
+        if (downsample_)
+            a.identity = int64_t(n) * downsample_->out_channels() * downsample_->out_size(h) * downsample_->out_size(w);
+        for (size_t i = 0; i < convs_.size(); ++i) {
+            h = convs_[i].out_size(h), w = convs_[i].out_size(w);
+            const int64_t size = int64_t(n) * convs_[i].out_channels() * h * w;
+            if (i + 1 == convs_.size())
+                a.out = size;
+            else
+                a.intermediate = std::max(a.intermediate, size);
         }
-        return m;
+        return a;
     }
+    /// Elements of conv scratch (im2col / Winograd) for an n×C×h×w input.
     int64_t max_workspace(int h, int w) const {
         int64_t m = downsample_ ? downsample_->workspace_size(h, w) : 0;
         for (const auto& c : convs_) {

@@ -124,7 +124,8 @@ RESNET_ALWAYS_INLINE void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int n
     }
 }
 
-/// c[rows × cols] = A · B through the output ops. A is packed by
+/// c[rows × cols] (row stride ldc, as the residual's) = A · B through the
+/// output ops. A is packed by
 /// pack_panels (rows × k). B is k × (strips·kStrip) in strips of kStrip
 /// columns: element (r, s·kStrip + q) at b[s·strip_stride + r·row_stride + q].
 /// For a row-major B whose row length `ld` is a multiple of kStrip (zero
@@ -141,7 +142,7 @@ RESNET_ALWAYS_INLINE void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int n
 /// re-streamed its whole B from L3.
 template <class T>
 void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, int64_t strip_stride, int64_t cols,
-          T* c, const OutputOps<T>& ops, ThreadPool& pool) {
+          T* c, int64_t ldc, const OutputOps<T>& ops, ThreadPool& pool) {
     constexpr int S = kStrip<T>;
     constexpr int64_t kDepth = 256, kABlockBytes = 256 << 10, kBlockStrips = 8;
     const int64_t strips = (cols + S - 1) / S, np = panel_count(rows), depth = std::min(k, kDepth);
@@ -164,7 +165,7 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
                     Lanes<T> acc[kPanelRows][2];
                     panel_product<T, 2>(kn, a + (q * k + k0) * kPanelRows, bs, row_stride, acc);
                     const int nrows = int(std::min<int64_t>(kPanelRows, rows - q * kPanelRows));
-                    store_tile(acc, nrows, ncols, c, cols, k0 > 0, k0 + kn == k ? &ops : nullptr, q * kPanelRows,
+                    store_tile(acc, nrows, ncols, c, ldc, k0 > 0, k0 + kn == k ? &ops : nullptr, q * kPanelRows,
                                s * S);
                 }
             }
