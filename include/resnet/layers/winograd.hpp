@@ -62,7 +62,7 @@ namespace resnet::winograd {
 // ---------------------------------------------------------------------------
 // Contract
 //   * transform_weights() runs once, when the Conv2d is built: U = G g Gᵀ in
-//     long double, rounded to T, stored as α² Cout × Cin matrices (α = m + 2:
+//     double, rounded to T, stored as α² Cout × Cin matrices (α = m + 2:
 //     36 for m = 4, 16 for m = 2), each cut
 //     into panels of kPanelRows output channels (Cin × kPanelRows, the last
 //     one zero-padded) — the layout the GEMM micro-kernel streams.
@@ -132,20 +132,22 @@ inline int panels(int cout) { return int(resnet::detail::panel_count(cout)); }
 using resnet::detail::kLanes;  // tiles handled side by side
 using resnet::detail::Lanes;
 
-/// F(m×m, 3×3): α = m + 2 points per axis, G (α × 3) in long double, and
+/// F(m×m, 3×3): α = m + 2 points per axis, G (α × 3), and
 /// the 1-D transforms on L tiles side by side (see the matrices above).
+/// The weight transform runs in double: in long double it took a quarter
+/// of ResNet-50's load time, and rounding to float hides the difference.
 template <int M>
 struct Transform;
 
 template <>
 struct Transform<4> {
     static constexpr int alpha = 6;
-    static constexpr long double G[6][3] = {{1, 0, 0},
-                                            {-1 / 3.0L, 1 / 3.0L, -1 / 3.0L},
-                                            {1 / 3.0L, 1 / 3.0L, 1 / 3.0L},
-                                            {-16 / 15.0L, -8 / 15.0L, -4 / 15.0L},
-                                            {1 / 15.0L, -2 / 15.0L, 4 / 15.0L},
-                                            {0, 0, 1}};
+    static constexpr double G[6][3] = {{1, 0, 0},
+                                       {-1 / 3.0, 1 / 3.0, -1 / 3.0},
+                                       {1 / 3.0, 1 / 3.0, 1 / 3.0},
+                                       {-16 / 15.0, -8 / 15.0, -4 / 15.0},
+                                       {1 / 15.0, -2 / 15.0, 4 / 15.0},
+                                       {0, 0, 1}};
     /// o_i = (Bᵀ d)_i: d_j at s[j·ss + l], o_i to o[i·os + l].
     template <class T>
     static void input(const T* s, int64_t ss, T* o, int64_t os) {
@@ -181,7 +183,7 @@ struct Transform<4> {
 template <>
 struct Transform<2> {
     static constexpr int alpha = 4;
-    static constexpr long double G[4][3] = {{1, 0, 0}, {0.5L, 0.5L, 0.5L}, {0.5L, -0.5L, 0.5L}, {0, 0, 1}};
+    static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     template <class T>
     static void input(const T* s, int64_t ss, T* o, int64_t os) {
         using A = Lanes<T>;
@@ -210,7 +212,7 @@ inline int alpha(int m) { return m + 2; }
 /// for w = [Cout, Cin, 3, 3] row-major.
 template <class T, int M>
 Tensor<T> transform_weights(const T* w, int cout, int cin) {
-    using L = long double;
+    using L = double;
     constexpr int a = Transform<M>::alpha;
     const auto& G = Transform<M>::G;
     const int np = panels(cout);
