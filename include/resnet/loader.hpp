@@ -1,6 +1,7 @@
 #pragma once
 // load_model(): a torchvision-keyed .safetensors file → ResNet<T>.
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 
@@ -41,8 +42,7 @@ public:
         if (!ok)
             file_.fail("tensor '", key, "': expected shape ", shape_str(expected), ", got ", shape_str(e.shape));
         Tensor<T> t = file_.read<T>(key);
-        for (T v : t)
-            if (!std::isfinite(v)) file_.fail("tensor '", key, "' contains NaN or Inf");
+        if (!all_finite(t.data(), t.size())) file_.fail("tensor '", key, "' contains NaN or Inf");
         used_.insert(key);
         return t;
     }
@@ -58,6 +58,14 @@ public:
     }
 
 private:
+    /// Branch-free, so it vectorizes: an early-exit isfinite() loop took
+    /// ~20% of ResNet-50's load time.
+    static bool all_finite(const T* p, int64_t n) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; ++i) bad += !(std::abs(p[i]) <= std::numeric_limits<T>::max());
+        return bad == 0;
+    }
+
     SafeTensorsFile file_;
     std::set<std::string> used_;
 };
