@@ -124,8 +124,11 @@ inline ImageHeader bmp_header(const uint8_t* d, size_t n, const std::string& nam
 /// Refuses a DHT segment whose payload (`length` bytes from offset p) holds a
 /// Huffman table of more than 256 codes. stb_image 2.27 (Debian 12) does not
 /// check this and writes past its tables; the walk mirrors its table loop.
-inline void check_huffman_tables(const uint8_t* d, size_t n, size_t p, int64_t length, const std::string& name) {
+/// Sets bit class·4 + id of `defined` for each table the segment defines.
+inline void check_huffman_tables(const uint8_t* d, size_t n, size_t p, int64_t length, const std::string& name,
+                                 unsigned& defined) {
     while (length > 0) {
+        if (p < n && (d[p] >> 4) <= 1 && (d[p] & 15) <= 3) defined |= 1u << ((d[p] >> 4) * 4 + (d[p] & 15));
         int64_t codes = 0;
         for (size_t i = 1; i <= 16; ++i) codes += p + i < n ? d[p + i] : 0;
         if (codes > 256)
@@ -150,11 +153,34 @@ inline size_t next_jpeg_marker(const uint8_t* d, size_t n, size_t p) {
     return n;
 }
 
+/// Refuses a scan (SOS segment at p) that decodes with a Huffman table no
+/// DHT has defined: stb_image 2.27 then reads its never-initialized table
+/// and indexes out of bounds (found by fuzz_image). The tables a scan uses
+/// are those stb reads: DC and AC for baseline; in progressive mode the DC
+/// table for a first DC scan, none for a DC refinement, the AC table for AC
+/// scans.
+inline void check_scan_tables(const uint8_t* d, size_t n, size_t p, bool progressive, unsigned defined,
+                              const std::string& name) {
+    const size_t ns = p + 4 < n ? d[p + 4] : 0, spectral = p + 5 + 2 * ns;
+    if (spectral + 2 >= n) return;  // truncated: stb_image refuses it itself
+    const bool dc_scan = d[spectral] == 0, refinement = (d[spectral + 2] >> 4) != 0;
+    for (size_t i = 0; i < ns; ++i) {
+        const unsigned dc = d[p + 6 + 2 * i] >> 4, ac = d[p + 6 + 2 * i] & 15;
+        const bool uses_dc = !progressive || (dc_scan && !refinement), uses_ac = !progressive || !dc_scan;
+        const auto missing = [&](unsigned cls, unsigned id) { return id <= 3 && !(defined >> (cls * 4 + id) & 1u); };
+        if ((uses_dc && missing(0, dc)) || (uses_ac && missing(1, ac)))
+            fail(name, ": corrupt JPEG (a scan uses ", uses_dc && missing(0, dc) ? "DC" : "AC",
+                 " Huffman table ", uses_dc && missing(0, dc) ? dc : ac, ", which no DHT segment defines)");
+    }
+}
+
 /// The frame size from the first SOFn, found by walking every marker segment
-/// (skipping scan data); Huffman tables are checked on the way.
+/// (skipping scan data); Huffman tables and the scans' use of them are
+/// checked on the way.
 inline ImageHeader jpeg_header(const uint8_t* d, size_t n, const std::string& name) {
     ImageHeader h{"JPEG", 0, 0};
-    bool found = false;
+    bool found = false, progressive = false;
+    unsigned defined = 0;  // bit class·4 + id: Huffman tables seen so far
     size_t p = 2;
     while (p + 4 <= n && d[p] == 0xFF) {
         const uint8_t m = d[p + 1];
@@ -165,8 +191,12 @@ inline ImageHeader jpeg_header(const uint8_t* d, size_t n, const std::string& na
         if (m == 0xD9) break;  // end of image
         const size_t length = read_be(d + p + 2, 2);
         const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-        if (sof && !found && p + 9 <= n) h.height = read_be(d + p + 5, 2), h.width = read_be(d + p + 7, 2), found = true;
-        if (m == 0xC4) check_huffman_tables(d, n, p + 4, int64_t(length) - 2, name);
+        if (sof && !found && p + 9 <= n) {
+            h.height = read_be(d + p + 5, 2), h.width = read_be(d + p + 7, 2), found = true;
+            progressive = m == 0xC2;
+        }
+        if (m == 0xC4) check_huffman_tables(d, n, p + 4, int64_t(length) - 2, name, defined);
+        if (m == 0xDA) check_scan_tables(d, n, p, progressive, defined, name);
         p += 2 + length;
         if (m == 0xDA) p = next_jpeg_marker(d, n, p);
     }
