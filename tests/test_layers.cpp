@@ -134,12 +134,14 @@ TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several block
     // Shapes chosen to hit every edge of detail::gemm: Cout not a multiple of
     // the 6-row panel, column counts with and without a partial strip, k large
     // enough to split the panels into several blocks, more than one block of
-    // strips, 1×1 (B read in place) and im2col.
+    // strips, 1×1 (B read in place) and im2col, and an im2col row of 2.6 MB,
+    // above the 2 MB band: one band per output row.
     struct Shape {
         int n, cin, cout, h, w, k, stride, pad;
     };
     const Shape shapes[] = {{1, 3, 1, 5, 3, 1, 1, 0},    {2, 5, 7, 4, 4, 1, 1, 0},  {1, 9, 13, 9, 19, 3, 1, 1},
-                            {1, 700, 70, 3, 7, 1, 1, 0}, {1, 6, 12, 20, 27, 3, 2, 1}, {2, 300, 40, 5, 5, 3, 1, 1}};
+                            {1, 700, 70, 3, 7, 1, 1, 0}, {1, 6, 12, 20, 27, 3, 2, 1}, {2, 300, 40, 5, 5, 3, 1, 1},
+                            {1, 64, 8, 5, 210, 7, 1, 3}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {

@@ -30,8 +30,9 @@ struct Epilogue {
 ///   out[Cout × Ho·Wo] = W · col[Cin·k·k × Ho·Wo]
 /// where W is PyTorch's [Cout,Cin,k,k] tensor as a Cout × (Cin·k·k) matrix,
 /// packed at load into the micro-kernel's panels (detail/gemm.hpp), and col
-/// is the im2col expansion of the input (or the input itself for a 1×1,
-/// stride-1, unpadded convolution: no copy). Bias, residual and ReLU are
+/// is the im2col expansion of the input, built in bands of output rows (or
+/// the input itself for a 1×1, stride-1, unpadded convolution whose rows are
+/// whole strips of the micro-kernel: no copy). Bias, residual and ReLU are
 /// applied as each micro-tile leaves the registers.
 ///
 /// 3×3 stride-1 pad-1 convolutions may instead run Winograd F(m×m, 3×3)
