@@ -50,19 +50,37 @@ public:
             run_ = [](const void* f, int64_t i) { (*static_cast<const F*>(f))(i); };
             count_ = count;
             next_.store(0);
-            busy_ = int(workers_.size());
+            busy_.store(int(workers_.size()));
             error_ = nullptr;
-            ++generation_;
+            generation_.fetch_add(1);
         }
         wake_.notify_all();
         run_items();
+        spin_until([this] { return busy_.load() == 0; });
         std::unique_lock<std::mutex> lock(mu_);
-        done_.wait(lock, [this] { return busy_ == 0; });
+        done_.wait(lock, [this] { return busy_.load() == 0; });
         job_ = nullptr;
         if (error_) std::rethrow_exception(error_);
     }
 
 private:
+    /// Spins up to kSpin pause loops for `ready` before the caller blocks.
+    /// A forward() issues ~100 parallel_for calls, most under a millisecond
+    /// apart; blocking on the condition variables between them cost each a
+    /// futex wake-up and, in a VM, a halted vCPU's resume. ResNet-50, 2
+    /// threads, medians of 8 interleaved runs: 77.5 → 73 ms (best runs 62 →
+    /// 58 ms). An idle pool stops spinning after ~100 µs.
+    template <class Ready>
+    static void spin_until(const Ready& ready) {
+        constexpr int kSpin = 20000;  // ~50–100 µs
+        for (int i = 0; i < kSpin && !ready(); ++i) pause();
+    }
+    static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+
     void run_items() {
         for (int64_t i; (i = next_.fetch_add(1)) < count_;) {
             try {
@@ -77,15 +95,16 @@ private:
     void work_loop() {
         uint64_t seen = 0;
         for (;;) {
+            spin_until([&] { return generation_.load() != seen; });
             {
                 std::unique_lock<std::mutex> lock(mu_);
-                wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+                wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
                 if (stop_) return;
-                seen = generation_;
+                seen = generation_.load();
             }
             run_items();
             std::lock_guard<std::mutex> lock(mu_);
-            if (--busy_ == 0) done_.notify_one();
+            if (busy_.fetch_sub(1) == 1) done_.notify_one();
         }
     }
 
@@ -96,8 +115,8 @@ private:
     void (*run_)(const void*, int64_t) = nullptr;
     int64_t count_ = 0;
     std::atomic<int64_t> next_{0};
-    int busy_ = 0;
-    uint64_t generation_ = 0;
+    std::atomic<int> busy_{0};
+    std::atomic<uint64_t> generation_{0};
     bool stop_ = false;
     std::exception_ptr error_;
 };
