@@ -153,12 +153,12 @@ private:
     }
 
     /// A batch runs image by image through the whole network, so the
-    /// workspace is one image's. Measured on ResNet-50 at 224², batch 8
-    /// (compare.py medians): layer by layer over the batch, its 8× larger
-    /// activations fell out of L3 between layers and ms/image was 0–2% above
-    /// batch 1's at 1 thread, with peak RSS 223 MiB. Image by image, batch 8
-    /// and batch 1 ms/image agree within 1% (three back-to-back pairs: 135.8
-    /// / 135.0, 133.5 / 134.6, 130.5 / 131.1 ms) and peak RSS is 141 MiB.
+    /// workspace is one image's. Measured on ResNet-50 at 224², batch 8:
+    /// layer by layer over the batch, peak RSS was 223 MiB and ms/image
+    /// between 8% below and 2% above batch 1's (1 thread, two compare.py
+    /// runs). Image by image, peak RSS is 141 MiB and batch 8 and batch 1
+    /// ms/image agree within 1% back to back (135.8 / 135.0, 133.5 / 134.6,
+    /// 130.5 / 131.1 ms); a batch-wide GEMM would have to beat that.
     WorkspacePlan plan(int h, int w) const {
         const int n = 1;
         WorkspacePlan p;

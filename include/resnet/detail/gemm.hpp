@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "../tensor.hpp"
 #include "thread_pool.hpp"
@@ -66,7 +65,7 @@ void pack_panels(const T* a, int64_t rows, int64_t k, T* out) {
 /// acc[r][v] = Σ_{c<k} a[c·kPanelRows + r] · b[c·ldb + v·L + l], c in order.
 template <class T, int NV>
 RESNET_ALWAYS_INLINE void panel_product(int64_t k, const T* __restrict a, const T* __restrict b, int64_t ldb,
-                          Lanes<T> (&acc)[kPanelRows][NV]) {
+                                        Lanes<T> (&acc)[kPanelRows][NV]) {
     using V = Lanes<T>;
     for (int r = 0; r < kPanelRows; ++r)
         for (int v = 0; v < NV; ++v) acc[r][v].setZero();
@@ -91,8 +90,9 @@ struct OutputOps {
 /// stride ldc) at (row0, col0): y = acc, or c + acc when `accumulate`; then,
 /// when `ops` is given, the output ops (residual shares c's layout).
 template <class T>
-RESNET_ALWAYS_INLINE void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int nrows, int ncols, T* c, int64_t ldc,
-                       bool accumulate, const OutputOps<T>* ops, int64_t row0, int64_t col0) {
+RESNET_ALWAYS_INLINE void store_tile(const Lanes<T> (&acc)[kPanelRows][2], int nrows, int ncols, T* c,
+                                     int64_t ldc, bool accumulate, const OutputOps<T>* ops, int64_t row0,
+                                     int64_t col0) {
     using V = Lanes<T>;
     constexpr int L = kLanes<T>;
     for (int r = 0; r < nrows; ++r) {

@@ -2,7 +2,6 @@
 // Conv2d (+ folded eval-mode BatchNorm2d, + fused bias/residual/ReLU).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <memory>
 
 #include "../detail/gemm.hpp"
@@ -90,8 +89,8 @@ public:
     /// The Winograd output tile m of forward() (4 or 2), or 0: im2col + GEMM.
     int winograd_tile() const { return wino_m_; }
 
-    /// Elements of scratch needed for one image of h×w: packed im2col (0 when the
-    /// input is used directly) or the Winograd transforms.
+    /// Elements of scratch needed for one image of h×w: one im2col band (0
+    /// when the input is read in place) or the Winograd transforms.
     int64_t workspace_size(int h, int w) const {
         if (wino_m_) return winograd::Plan::make(wino_m_, cin_, cout_, h, w).total;
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
