@@ -36,18 +36,18 @@ public:
     const std::vector<Conv2d<T>>& convs() const { return convs_; }
     const std::optional<Conv2d<T>>& downsample() const { return downsample_; }
 
-    /// Elements of the block's activations for an n×C×h×w input, by the
+    /// Elements of the block's activations for one C×h×w image, by the
     /// scratch role that holds them (see forward()).
     struct ActivationSizes {
         int64_t intermediate = 0, identity = 0, out = 0;
     };
-    ActivationSizes activation_sizes(int n, int h, int w) const {
+    ActivationSizes activation_sizes(int h, int w) const {
         ActivationSizes a;
         if (downsample_)
-            a.identity = int64_t(n) * downsample_->out_channels() * downsample_->out_size(h) * downsample_->out_size(w);
+            a.identity = int64_t(downsample_->out_channels()) * downsample_->out_size(h) * downsample_->out_size(w);
         for (size_t i = 0; i < convs_.size(); ++i) {
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
-            const int64_t size = int64_t(n) * convs_[i].out_channels() * h * w;
+            const int64_t size = int64_t(convs_[i].out_channels()) * h * w;
             if (i + 1 == convs_.size())
                 a.out = size;
             else
