@@ -103,8 +103,8 @@ Args parse_args(int argc, char** argv) {
 }
 
 /// FLOPs of one forward() on one size×size image: 2 × the multiply-adds of
-/// every convolution (downsample included) and of fc. Bias, ReLU, pooling and
-/// residual adds are left out (under 0.1% for resnet50).
+/// every convolution (downsample included) and of the Dense head. Bias, ReLU,
+/// BatchNorm, pooling and residual adds are left out (under 0.1% for resnet50).
 double forward_flops(const resnet::ResNet<float>& m, int size) {
     double flops = 0;
     const auto conv = [&](const resnet::Conv2d<float>& c, int in) {
@@ -112,13 +112,14 @@ double forward_flops(const resnet::ResNet<float>& m, int size) {
         flops += 2.0 * c.out_channels() * c.in_channels() * c.kernel() * c.kernel() * out * out;
         return c.out_size(in);
     };
-    int h = resnet::MaxPool2d{}.out_size(conv(m.stem(), size));  // torchvision's stem pool: 3×3, stride 2, pad 1
+    int h = m.stem().pool.out_size(conv(m.stem().conv, size));
     for (const auto& stage : m.stages())
         for (const auto& block : stage) {
             if (block.downsample()) conv(*block.downsample(), h);
             for (const auto& c : block.convs()) h = conv(c, h);
         }
-    return flops + 2.0 * m.fc().in_features() * m.fc().out_features();
+    for (const auto& d : m.head().dense) flops += 2.0 * d.linear.in_features() * d.linear.out_features();
+    return flops;
 }
 
 /// This process's peak resident set (VmHWM) in MiB; NaN where /proc has none.

@@ -330,7 +330,7 @@ TEST_CASE("Global average pool and Linear match PyTorch", "[layers]") {
     const auto x = op("avgpool.x"), ref = op("avgpool.y");
     Tensor<double> y({x.dim(0), x.dim(1), 1, 1});
     resnet::detail::ThreadPool threads(2);
-    resnet::GlobalAvgPool().forward(x.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3), y.data(), threads);
+    resnet::GlobalPool{}.forward(x.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3), y.data(), threads);
     CHECK(max_abs_diff(y, ref) < 1e-12);
 
     const resnet::Linear<double> fc(op("linear.w"), op("linear.b"));

@@ -1,5 +1,5 @@
 #pragma once
-// The ResNet family as data: block type and blocks per stage.
+// The ResNet family as data: block type, blocks per stage and variant.
 #include <array>
 #include <string>
 #include <vector>
@@ -10,13 +10,34 @@ enum class BlockKind { Basic, Bottleneck };
 
 inline const char* block_name(BlockKind k) { return k == BlockKind::Basic ? "basic" : "bottleneck"; }
 
+/// Where a stage downsamples and where the activations sit.
+///   V1    (Keras ResNet50/101/152, the original paper): the first block of
+///         stages 2–4 has stride 2 on its first 1×1 (and on the shortcut).
+///   V1_5  (torchvision): the same blocks, stride 2 on the 3×3.
+///   V2    (Keras ResNet50V2/101V2/152V2, pre-activation): each block starts
+///         with BN + ReLU and ends at the addition (no ReLU, no BN after its
+///         last conv); the stride sits on the 3×3 of the *last* block of
+///         stages 1–3, whose shortcut subsamples the input; the stem has no
+///         BN, and a BN + ReLU follows the last stage.
+enum class Variant { V1, V1_5, V2 };
+
+inline const char* variant_name(Variant v) { return v == Variant::V1 ? "v1" : v == Variant::V1_5 ? "v1.5" : "v2"; }
+
 struct Architecture {
     std::string name;
     BlockKind block;
     std::array<int, 4> blocks_per_stage;
+    Variant variant = Variant::V1_5;
+
+    /// Stride of block `i` of stage `s` (both from 0).
+    int stride(int s, int i) const {
+        if (variant == Variant::V2) return s < 3 && i + 1 == blocks_per_stage[size_t(s)] ? 2 : 1;
+        return s > 0 && i == 0 ? 2 : 1;
+    }
 };
 
-/// torchvision's table (torchvision/models/resnet.py).
+/// torchvision's table (torchvision/models/resnet.py) and keras.applications'
+/// (keras_applications/resnet_common.py).
 inline const std::vector<Architecture>& architectures() {
     static const std::vector<Architecture> table = {
         {"resnet18", BlockKind::Basic, {2, 2, 2, 2}},
@@ -24,14 +45,20 @@ inline const std::vector<Architecture>& architectures() {
         {"resnet50", BlockKind::Bottleneck, {3, 4, 6, 3}},
         {"resnet101", BlockKind::Bottleneck, {3, 4, 23, 3}},
         {"resnet152", BlockKind::Bottleneck, {3, 8, 36, 3}},
+        {"ResNet50", BlockKind::Bottleneck, {3, 4, 6, 3}, Variant::V1},
+        {"ResNet101", BlockKind::Bottleneck, {3, 4, 23, 3}, Variant::V1},
+        {"ResNet152", BlockKind::Bottleneck, {3, 8, 36, 3}, Variant::V1},
+        {"ResNet50V2", BlockKind::Bottleneck, {3, 4, 6, 3}, Variant::V2},
+        {"ResNet101V2", BlockKind::Bottleneck, {3, 4, 23, 3}, Variant::V2},
+        {"ResNet152V2", BlockKind::Bottleneck, {3, 8, 36, 3}, Variant::V2},
     };
     return table;
 }
 
-/// The table's name for this block type and stage layout, or "" if none.
-inline std::string architecture_name(BlockKind block, const std::array<int, 4>& stages) {
+/// The table's name for this block type, stage layout and variant, or "" if none.
+inline std::string architecture_name(BlockKind block, const std::array<int, 4>& stages, Variant variant) {
     for (const auto& a : architectures())
-        if (a.block == block && a.blocks_per_stage == stages) return a.name;
+        if (a.block == block && a.blocks_per_stage == stages && a.variant == variant) return a.name;
     return "";
 }
 

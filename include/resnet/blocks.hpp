@@ -1,32 +1,41 @@
 #pragma once
-// BasicBlock and Bottleneck, torchvision v1.5.
+// The residual block of every variant: torchvision's BasicBlock and
+// Bottleneck (v1.5), Keras' v1 and pre-activation v2 blocks.
 #include <optional>
 #include <vector>
 
+#include "layers/batchnorm.hpp"
 #include "layers/conv2d.hpp"
 
 namespace resnet {
 
-/// Scratch buffers a block may use; each holds any activation of the network.
+/// Scratch buffers a block may use; each holds any activation of its role.
 template <class T>
 struct BlockScratch {
     T* tmp[2];
     T* identity;
+    T* preact;
     T* col;
 };
 
-/// A residual block: a chain of convolutions (BN folded), ReLU after each,
-/// the last one's output added to the shortcut before its ReLU.
-///   BasicBlock:  3×3(stride) → 3×3                      out channels = planes
-///   Bottleneck:  1×1 → 3×3(stride) → 1×1                out channels = 4·planes
-/// (v1.5: the stride sits on the 3×3). The shortcut is the input, or
-/// downsample = 1×1 conv(stride) + BN when the shape changes.
-/// Output spatial size: that of the strided 3×3, (H − 1)/stride + 1.
+/// A residual block: an optional pre-activation BN + ReLU, then a chain of
+/// convolutions (BN folded) with a ReLU after each but the last, whose
+/// output is added to the shortcut (then a ReLU unless `out_relu` is false):
+///   BasicBlock:  3×3 → 3×3                  out channels = planes
+///   Bottleneck:  1×1 → 3×3 → 1×1            out channels = 4·planes
+/// The stride sits on the conv the variant says (architecture.hpp). The
+/// shortcut is, in this order of precedence: `downsample` (1×1 conv with
+/// the block's stride, reading what the chain reads: the pre-activated input
+/// when there is one), the input subsampled every `subsample` pixels (Keras'
+/// MaxPooling2D(1, strides)), or the input itself.
+/// Output spatial size: that of the chain, (H − 1)/stride + 1.
 template <class T>
 class ResidualBlock {
 public:
-    ResidualBlock(std::vector<Conv2d<T>> convs, std::optional<Conv2d<T>> downsample)
-        : convs_(std::move(convs)), downsample_(std::move(downsample)) {}
+    ResidualBlock(std::vector<Conv2d<T>> convs, std::optional<Conv2d<T>> downsample,
+                  std::optional<BatchNorm2d<T>> preact = std::nullopt, int subsample = 1, bool out_relu = true)
+        : convs_(std::move(convs)), downsample_(std::move(downsample)), preact_(std::move(preact)),
+          subsample_(subsample), out_relu_(out_relu) {}
 
     int out_channels() const { return convs_.back().out_channels(); }
     int out_size(int in) const {
@@ -39,12 +48,12 @@ public:
     /// Elements of the block's activations for one C×h×w image, by the
     /// scratch role that holds them (see forward()).
     struct ActivationSizes {
-        int64_t intermediate = 0, identity = 0, out = 0;
+        int64_t intermediate = 0, identity = 0, preact = 0, out = 0;
     };
     ActivationSizes activation_sizes(int h, int w) const {
         ActivationSizes a;
-        if (downsample_)
-            a.identity = int64_t(downsample_->out_channels()) * downsample_->out_size(h) * downsample_->out_size(w);
+        if (preact_) a.preact = int64_t(preact_->channels()) * h * w;
+        if (downsample_ || subsample_ > 1) a.identity = int64_t(out_channels()) * out_size(h) * out_size(w);
         for (size_t i = 0; i < convs_.size(); ++i) {
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
             const int64_t size = int64_t(convs_[i].out_channels()) * h * w;
@@ -55,7 +64,7 @@ public:
         }
         return a;
     }
-    /// Elements of conv scratch (im2col / Winograd) for an n×C×h×w input.
+    /// Elements of conv scratch (im2col / Winograd) for an h×w input.
     int64_t max_workspace(int h, int w) const {
         int64_t m = downsample_ ? downsample_->workspace_size(h, w) : 0;
         for (const auto& c : convs_) {
@@ -65,26 +74,47 @@ public:
         return m;
     }
 
-    void forward(const T* x, int n, int h, int w, T* out, const BlockScratch<T>& s,
-                 detail::ThreadPool& pool) const {
+    /// One image: x is C×h×w, out is out_channels()×out_size(h)×out_size(w).
+    void forward(const T* x, int h, int w, T* out, const BlockScratch<T>& s, detail::ThreadPool& pool) const {
+        const T* in = x;
+        if (preact_) {
+            preact_->forward(x, int64_t(h) * w, s.preact, pool);
+            in = s.preact;
+        }
         const T* shortcut = x;
         if (downsample_) {
-            downsample_->forward(x, n, h, w, s.identity, {}, s.col, pool);
+            downsample_->forward(in, 1, h, w, s.identity, {}, s.col, pool);
+            shortcut = s.identity;
+        } else if (subsample_ > 1) {
+            subsample(x, h, w, s.identity, pool);
             shortcut = s.identity;
         }
-        const T* cur = x;
+        const T* cur = in;
         for (size_t i = 0; i < convs_.size(); ++i) {
             const bool last = i + 1 == convs_.size();
             T* dst = last ? out : s.tmp[i % 2];
-            convs_[i].forward(cur, n, h, w, dst, {last ? shortcut : nullptr, true}, s.col, pool);
+            convs_[i].forward(cur, 1, h, w, dst, {last ? shortcut : nullptr, !last || out_relu_}, s.col, pool);
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
             cur = dst;
         }
     }
 
 private:
+    /// out[c][y][x] = in[c][y·k][x·k] for k = subsample_.
+    void subsample(const T* in, int h, int w, T* out, detail::ThreadPool& pool) const {
+        const int k = subsample_, ho = (h - 1) / k + 1, wo = (w - 1) / k + 1;
+        pool.parallel_for(out_channels(), [&](int64_t c) {
+            for (int y = 0; y < ho; ++y)
+                for (int x = 0; x < wo; ++x)
+                    out[(c * ho + y) * wo + x] = in[(c * h + int64_t(y) * k) * w + int64_t(x) * k];
+        });
+    }
+
     std::vector<Conv2d<T>> convs_;
     std::optional<Conv2d<T>> downsample_;
+    std::optional<BatchNorm2d<T>> preact_;
+    int subsample_ = 1;
+    bool out_relu_ = true;
 };
 
 }  // namespace resnet

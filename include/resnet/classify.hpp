@@ -1,6 +1,6 @@
 #pragma once
 // Turning logits into answers: softmax, top-k and class names.
-//   auto probs = resnet::softmax(model.forward(x));                 // N×C, rows sum to 1
+//   auto probs = resnet::activate(model.forward(x), model.head_activation());  // N×C
 //   for (const auto& p : resnet::top_k(probs, 0, 5)) ... labels[p.index] ...
 //   auto labels = resnet::class_labels(model.metadata(), model.num_classes());
 #include <nlohmann/json.hpp>
@@ -15,26 +15,27 @@
 
 #include "error.hpp"
 #include "imagenet_labels.hpp"
+#include "layers/activation.hpp"
 #include "tensor.hpp"
 
 namespace resnet {
+
+/// `a` applied to N×C logits: a model's probabilities are
+/// activate(model.forward(x), model.head_activation()) — softmax for
+/// torchvision and ImageNet heads, sigmoid for a Keras sigmoid head.
+template <class T>
+Tensor<T> activate(const Tensor<T>& logits, Activation a) {
+    logits.require_shape({-1, -1}, "activate: logits");
+    Tensor<T> out = logits;
+    apply_activation(a, out.data(), out.dim(0), out.dim(1));
+    return out;
+}
 
 /// Row-wise softmax of N×C logits → N×C probabilities (each row sums to 1).
 /// The row maximum is subtracted first, so large logits do not overflow.
 template <class T>
 Tensor<T> softmax(const Tensor<T>& logits) {
-    logits.require_shape({-1, -1}, "softmax: logits");
-    Tensor<T> out(logits.shape());
-    const int64_t rows = logits.dim(0), cols = logits.dim(1);
-    for (int64_t r = 0; r < rows; ++r) {
-        const T* in = logits.data() + r * cols;
-        T* p = out.data() + r * cols;
-        const T max = *std::max_element(in, in + cols);
-        double sum = 0;
-        for (int64_t c = 0; c < cols; ++c) sum += p[c] = std::exp(in[c] - max);
-        for (int64_t c = 0; c < cols; ++c) p[c] = T(p[c] / sum);
-    }
-    return out;
+    return activate(logits, Activation::Softmax);
 }
 
 /// One class of a ranking: its index (the logit's position) and score.

@@ -1,11 +1,15 @@
 #pragma once
 // load_model(): a torchvision-keyed .safetensors file → ResNet<T>.
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "model.hpp"
+#include "preprocess.hpp"
 #include "safetensors.hpp"
 
 namespace resnet {
@@ -19,14 +23,16 @@ struct LoadOptions {
 
 namespace detail {
 
-inline std::string layout_str(BlockKind block, const std::array<int, 4>& stages) {
+inline std::string layout_str(const Architecture& a) {
     std::ostringstream s;
-    s << block_name(block) << " blocks [" << stages[0] << ',' << stages[1] << ',' << stages[2] << ',' << stages[3] << ']';
+    const auto& b = a.blocks_per_stage;
+    s << variant_name(a.variant) << ' ' << block_name(a.block) << " blocks [" << b[0] << ',' << b[1] << ',' << b[2]
+      << ',' << b[3] << ']';
     return s.str();
 }
 
-/// Reads tensors by torchvision key, checking each shape against what the
-/// architecture expects and recording which keys were used.
+/// Reads tensors by key, checking each shape against what the architecture
+/// expects and recording which keys were used.
 template <class T>
 class ModelReader {
 public:
@@ -47,13 +53,20 @@ public:
         return t;
     }
 
-    void reject_unused() const {
+    /// take(), or nothing when the file has no such tensor (convolution
+    /// biases: Keras has them, torchvision does not).
+    std::optional<Tensor<T>> take_optional(const std::string& key, const Shape& expected) {
+        if (!file_.contains(key)) return std::nullopt;
+        return take(key, expected);
+    }
+
+    void reject_unused(const Architecture& arch) const {
         for (const auto& kv : file_.entries()) {
             const std::string& key = kv.first;
             const bool ignorable = key.size() >= 19 && key.compare(key.size() - 19, 19, "num_batches_tracked") == 0;
             if (!used_.count(key) && !ignorable)
-                file_.fail("unexpected tensor '", key, "' ", shape_str(kv.second.shape),
-                           " (not part of a torchvision ResNet)");
+                file_.fail("unexpected tensor '", key, "' ", shape_str(kv.second.shape), " (not part of a ",
+                           layout_str(arch), " ResNet)");
         }
     }
 
@@ -70,16 +83,37 @@ private:
     std::set<std::string> used_;
 };
 
-/// Block type and blocks per stage, from which keys exist.
+/// Everything build_resnet() needs besides the tensors.
+struct ModelSpec {
+    Architecture arch;
+    int64_t base_width = 64;  ///< bottleneck width of layer1 (128 for wide_resnet50_2)
+    double bn_eps = 1e-5;     ///< BatchNorm epsilon (Keras ResNet: 1.001e-5, its older ResNet50: 1e-3)
+    Pooling pooling = Pooling::Avg;
+    std::vector<int64_t> dense_units;         ///< outputs of each Dense layer of the head, "fc" last
+    std::vector<Activation> dense_activations;
+};
+
+/// Variant from metadata "variant" (v1, v1.5, v2), else v2 when the blocks
+/// have pre-activation BNs, else v1.5 (torchvision).
+inline Variant infer_variant(const SafeTensorsFile& f) {
+    const auto it = f.metadata().find("variant");
+    if (it == f.metadata().end()) return f.contains("layer1.0.preact.weight") ? Variant::V2 : Variant::V1_5;
+    for (Variant v : {Variant::V1, Variant::V1_5, Variant::V2})
+        if (it->second == variant_name(v)) return v;
+    f.fail("metadata 'variant': expected v1, v1.5 or v2, got '", it->second, "'");
+}
+
+/// Block type, blocks per stage and variant, from which keys exist.
 inline Architecture infer_architecture(const SafeTensorsFile& f) {
-    Architecture a{"", f.contains("layer1.0.conv3.weight") ? BlockKind::Bottleneck : BlockKind::Basic, {}};
+    Architecture a{"", f.contains("layer1.0.conv3.weight") ? BlockKind::Bottleneck : BlockKind::Basic, {},
+                   infer_variant(f)};
     for (int s = 0; s < 4; ++s) {
         int i = 0;
         while (f.contains("layer" + std::to_string(s + 1) + "." + std::to_string(i) + ".conv1.weight")) ++i;
         if (i == 0) f.fail("missing tensor 'layer", s + 1, ".0.conv1.weight': no blocks found for layer", s + 1);
         a.blocks_per_stage[size_t(s)] = i;
     }
-    a.name = architecture_name(a.block, a.blocks_per_stage);
+    a.name = architecture_name(a.block, a.blocks_per_stage, a.variant);
     if (a.name.empty()) a.name = "custom";
     return a;
 }
@@ -89,78 +123,152 @@ inline void check_requested_arch(const SafeTensorsFile& f, const Architecture& f
     if (requested.empty()) return;
     for (const auto& a : architectures())
         if (a.name == requested) {
-            if (a.block != found.block || a.blocks_per_stage != found.blocks_per_stage)
-                f.fail(origin, " arch '", requested, "' has ", layout_str(a.block, a.blocks_per_stage),
-                       ", the tensors hold ", layout_str(found.block, found.blocks_per_stage));
+            if (a.block != found.block || a.blocks_per_stage != found.blocks_per_stage || a.variant != found.variant)
+                f.fail(origin, " arch '", requested, "' has ", layout_str(a), ", the file holds ", layout_str(found));
             return;
         }
     if (std::string(origin) == "requested") f.fail("unknown arch '", requested, "'");
 }
 
-}  // namespace detail
+/// The head the file holds: Dense layers "head.0", "head.1", … then "fc"
+/// (none: a feature extractor), their activations from metadata
+/// "head_activations" (a JSON list, one per Dense layer; default: softmax
+/// after fc, torchvision's reading of its logits) and the pooling from
+/// metadata "pooling" (avg, max or none; default avg).
+inline void infer_head(const SafeTensorsFile& f, ModelSpec& spec) {
+    for (int j = 0; f.contains("head." + std::to_string(j) + ".weight"); ++j)
+        spec.dense_units.push_back(f.entry("head." + std::to_string(j) + ".weight").shape.at(0));
+    if (f.contains("fc.weight")) spec.dense_units.push_back(f.entry("fc.weight").shape.at(0));
+    const auto& m = f.metadata();
+    if (m.count("head_activations")) {
+        const auto list = nlohmann::json::parse(m.at("head_activations"), nullptr, false);
+        if (!list.is_array() || list.size() != spec.dense_units.size() ||
+            !std::all_of(list.begin(), list.end(), [](const nlohmann::json& a) { return a.is_string(); }))
+            f.fail("metadata 'head_activations': expected a JSON list of ", spec.dense_units.size(),
+                   " activation names (one per Dense layer), got '", m.at("head_activations"), "'");
+        for (const auto& a : list) {
+            try {
+                spec.dense_activations.push_back(parse_activation(a.get<std::string>()));
+            } catch (const Error& e) {
+                f.fail("metadata 'head_activations': ", e.what());
+            }
+        }
+    } else if (spec.dense_units.size() > 1) {
+        f.fail("tensor 'head.0.weight': a Dense chain needs metadata 'head_activations'");
+    } else if (!spec.dense_units.empty()) {
+        spec.dense_activations.push_back(Activation::Softmax);
+    }
+    const auto pooling = m.find("pooling");
+    if (pooling != m.end()) {
+        const std::string& p = pooling->second;
+        if (p != "avg" && p != "max" && p != "none")
+            f.fail("metadata 'pooling': expected avg, max or none, got '", p, "'");
+        spec.pooling = p == "avg" ? Pooling::Avg : p == "max" ? Pooling::Max : Pooling::None;
+    }
+}
 
-namespace detail {
+inline double metadata_eps(const SafeTensorsFile& f) {
+    const auto it = f.metadata().find("bn_eps");
+    if (it == f.metadata().end()) return 1e-5;
+    double eps = 0;
+    if (!parse_number(it->second, eps) || !(eps > 0 && eps < 1))
+        f.fail("metadata 'bn_eps': expected a number in (0, 1), got '", it->second, "'");
+    return eps;
+}
 
-/// Builds the network for `arch` from a tensor source — anything with
-/// `Tensor<T> take(key, expected_shape)` — by torchvision key. One builder
-/// serves files (ModelReader) and random weights (RandomWeights).
-/// `base_width` is the bottleneck width of layer1 (64, or 128 for wide_resnet50_2).
+/// Builds the network `spec` describes from a tensor source — anything with
+/// `Tensor<T> take(key, expected_shape)` and `optional<Tensor<T>>
+/// take_optional(key, expected_shape)` — by torchvision key. One builder
+/// serves every variant, files (ModelReader) and random weights
+/// (RandomWeights). Keys beyond torchvision's: a convolution's ".bias"
+/// (Keras), "layerS.B.preact.*" and "post_bn.*" (V2's pre-activation and
+/// final BatchNorms), "head.J.*" (Dense layers before "fc").
 template <class T, class Source>
-ResNet<T> build_resnet(const Architecture& arch, int64_t base_width, int64_t classes, Source& src,
-                       std::map<std::string, std::string> metadata, const RunOptions& run) {
-    auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t cout, int64_t cin, int k, int stride) {
-        Tensor<T> w = src.take(conv + ".weight", {cout, cin, k, k});
-        return Conv2d<T>::fold_batchnorm(std::move(w), src.take(bn + ".weight", {cout}), src.take(bn + ".bias", {cout}),
-                                         src.take(bn + ".running_mean", {cout}), src.take(bn + ".running_var", {cout}),
-                                         stride, k / 2);
+ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string, std::string> metadata,
+                       const RunOptions& run) {
+    const Architecture& arch = spec.arch;
+    const bool v2 = arch.variant == Variant::V2;
+    const auto bn = [&](const std::string& name, int64_t c) {
+        return BatchNorm2d<T>(src.take(name + ".weight", {c}), src.take(name + ".bias", {c}),
+                              src.take(name + ".running_mean", {c}), src.take(name + ".running_var", {c}),
+                              spec.bn_eps, true);
     };
+    // A convolution with its bias, if any, and the BatchNorm `bn` after it folded in (none if "").
+    const auto conv = [&](const std::string& name, const std::string& bn_name, int64_t cout, int64_t cin, int k,
+                          int stride) {
+        Tensor<T> w = src.take(name + ".weight", {cout, cin, k, k});
+        std::optional<Tensor<T>> b = src.take_optional(name + ".bias", {cout});
+        if (bn_name.empty()) return Conv2d<T>(std::move(w), b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2);
+        return Conv2d<T>::fold_batchnorm(std::move(w), src.take(bn_name + ".weight", {cout}),
+                                         src.take(bn_name + ".bias", {cout}), src.take(bn_name + ".running_mean", {cout}),
+                                         src.take(bn_name + ".running_var", {cout}), stride, k / 2, spec.bn_eps,
+                                         b ? &*b : nullptr);
+    };
+    Stem<T> stem{conv("conv1", v2 ? "" : "bn1", 64, 3, 7, 2), !v2, MaxPool2d{3, 2, 1, v2}};
     const bool bottleneck = arch.block == BlockKind::Bottleneck;
-    Conv2d<T> stem = conv_bn("conv1", "bn1", 64, 3, 7, 2);
     int64_t channels = 64;
     std::vector<std::vector<ResidualBlock<T>>> stages(4);
     for (int s = 0; s < 4; ++s) {
-        const int64_t planes = int64_t(64) << s, width = planes * base_width / 64;
+        const int64_t planes = int64_t(64) << s, width = planes * spec.base_width / 64;
         const int64_t out = bottleneck ? planes * 4 : planes;
         for (int i = 0; i < arch.blocks_per_stage[size_t(s)]; ++i) {
             const std::string p = "layer" + std::to_string(s + 1) + "." + std::to_string(i) + ".";
-            const int stride = (s > 0 && i == 0) ? 2 : 1;
+            const int stride = arch.stride(s, i);
+            const int first = arch.variant == Variant::V1 ? stride : 1, mid = first == 1 ? stride : 1;
+            const std::string last_bn = v2 ? "" : p + (bottleneck ? "bn3" : "bn2");
             std::vector<Conv2d<T>> convs;
             if (bottleneck) {
-                convs.push_back(conv_bn(p + "conv1", p + "bn1", width, channels, 1, 1));
-                convs.push_back(conv_bn(p + "conv2", p + "bn2", width, width, 3, stride));
-                convs.push_back(conv_bn(p + "conv3", p + "bn3", out, width, 1, 1));
+                convs.push_back(conv(p + "conv1", p + "bn1", width, channels, 1, first));
+                convs.push_back(conv(p + "conv2", p + "bn2", width, width, 3, mid));
+                convs.push_back(conv(p + "conv3", last_bn, out, width, 1, 1));
             } else {
-                convs.push_back(conv_bn(p + "conv1", p + "bn1", out, channels, 3, stride));
-                convs.push_back(conv_bn(p + "conv2", p + "bn2", out, out, 3, 1));
+                convs.push_back(conv(p + "conv1", p + "bn1", out, channels, 3, stride));
+                convs.push_back(conv(p + "conv2", last_bn, out, out, 3, 1));
             }
+            std::optional<BatchNorm2d<T>> preact;
+            if (v2) preact = bn(p + "preact", channels);
+            const bool conv_shortcut = channels != out || (stride != 1 && !v2);
             std::optional<Conv2d<T>> downsample;
-            if (stride != 1 || channels != out)
-                downsample = conv_bn(p + "downsample.0", p + "downsample.1", out, channels, 1, stride);
-            stages[size_t(s)].emplace_back(std::move(convs), std::move(downsample));
+            if (conv_shortcut)
+                downsample = conv(p + "downsample.0", v2 ? "" : p + "downsample.1", out, channels, 1, stride);
+            stages[size_t(s)].emplace_back(std::move(convs), std::move(downsample), std::move(preact),
+                                           conv_shortcut ? 1 : stride, !v2);
             channels = out;
         }
     }
-    Linear<T> fc(src.take("fc.weight", {classes, channels}), src.take("fc.bias", {classes}));
-    return ResNet<T>(arch, std::move(stem), std::move(stages), std::move(fc), std::move(metadata), run);
+    Head<T> head;
+    if (v2) head.post_bn = bn("post_bn", channels);
+    head.pooling = spec.pooling;
+    for (size_t j = 0; j < spec.dense_units.size(); ++j) {
+        const std::string name = j + 1 == spec.dense_units.size() ? "fc" : "head." + std::to_string(j);
+        const int64_t units = spec.dense_units[j];
+        head.dense.push_back({Linear<T>(src.take(name + ".weight", {units, channels}), src.take(name + ".bias", {units})),
+                              spec.dense_activations[j]});
+        channels = units;
+    }
+    return ResNet<T>(arch, std::move(stem), std::move(stages), std::move(head), std::move(metadata), run);
 }
 
 }  // namespace detail
 
 /// Loads a ResNet from a .safetensors file keyed like torchvision's
 /// state_dict (conv1.weight, bn1.running_var, layer1.0.downsample.1.weight,
-/// …, fc.bias). BatchNorm is folded into the convolutions here, once.
+/// …, fc.bias), as weights/convert_torchvision.py and convert_keras.py write
+/// them. BatchNorm is folded into the convolutions here, once.
 /// Throws resnet::Error naming the file, key, and expected/actual shape.
 template <class T = float>
 ResNet<T> load_model(SafeTensorsFile file, const LoadOptions& options = {}) {
     detail::ModelReader<T> r(std::move(file));
     SafeTensorsFile& f = r.file();
-    const Architecture arch = detail::infer_architecture(f);
-    detail::check_requested_arch(f, arch, options.arch, "requested");
-    if (f.metadata().count("arch")) detail::check_requested_arch(f, arch, f.metadata().at("arch"), "metadata");
-    const int64_t base_width = arch.block == BlockKind::Bottleneck ? f.entry("layer1.0.conv1.weight").shape.at(0) : 64;
-    const int64_t classes = f.contains("fc.weight") ? f.entry("fc.weight").shape.at(0) : 1000;
-    ResNet<T> model = detail::build_resnet<T>(arch, base_width, classes, r, f.metadata(), options.run);
-    r.reject_unused();
+    detail::ModelSpec spec;
+    spec.arch = detail::infer_architecture(f);
+    detail::check_requested_arch(f, spec.arch, options.arch, "requested");
+    if (f.metadata().count("arch")) detail::check_requested_arch(f, spec.arch, f.metadata().at("arch"), "metadata");
+    if (spec.arch.block == BlockKind::Bottleneck) spec.base_width = f.entry("layer1.0.conv1.weight").shape.at(0);
+    spec.bn_eps = detail::metadata_eps(f);
+    detail::infer_head(f, spec);
+    ResNet<T> model = detail::build_resnet<T>(spec, r, f.metadata(), options.run);
+    r.reject_unused(spec.arch);
     return model;
 }
 

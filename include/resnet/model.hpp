@@ -1,5 +1,5 @@
 #pragma once
-// ResNet<T>: stem → 4 stages of residual blocks → global average pool → fc.
+// ResNet<T>: stem → 4 stages of residual blocks → global pool → Dense head.
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -11,13 +11,16 @@
 
 #include "architecture.hpp"
 #include "blocks.hpp"
+#include "layers/activation.hpp"
 #include "layers/linear.hpp"
 #include "layers/pool.hpp"
 
 namespace resnet {
 
 /// Names of the outputs forward_outputs() can return, in network order
-/// (torchvision module names; "fc" is the logits).
+/// (torchvision module names; "avgpool" is the pooled features whatever the
+/// pooling, "fc" the last Dense layer before its activation: the logits).
+/// Keras names are accepted too: see ResNet::output_index().
 inline const std::vector<std::string>& output_names() {
     static const std::vector<std::string> names = {"layer1", "layer2", "layer3", "layer4", "avgpool", "fc"};
     return names;
@@ -31,25 +34,55 @@ struct RunOptions {
     int64_t max_workspace_bytes = int64_t(8) << 30;
 };
 
+/// The stem: a 7×7 stride-2 convolution (BN folded, then ReLU unless V2)
+/// and the 3×3 stride-2 max-pool.
+template <class T>
+struct Stem {
+    Conv2d<T> conv;
+    bool relu = true;
+    MaxPool2d pool{3, 2, 1};
+};
+
+/// One Dense (Linear) layer of the head and the activation after it.
+template <class T>
+struct Dense {
+    Linear<T> linear;
+    Activation activation = Activation::Linear;
+};
+
+/// What follows the last stage: an optional BN + ReLU (V2's post_bn), the
+/// global pooling, then a chain of Dense layers (empty for a feature
+/// extractor). forward() stops at the last Dense's logits: its activation
+/// (softmax for ImageNet heads) is the caller's, see head_activation().
+template <class T>
+struct Head {
+    std::optional<BatchNorm2d<T>> post_bn;
+    Pooling pooling = Pooling::Avg;
+    std::vector<Dense<T>> dense;
+};
+
 template <class T>
 class ResNet {
 public:
-    ResNet(Architecture arch, Conv2d<T> stem, std::vector<std::vector<ResidualBlock<T>>> stages, Linear<T> fc,
+    ResNet(Architecture arch, Stem<T> stem, std::vector<std::vector<ResidualBlock<T>>> stages, Head<T> head,
            std::map<std::string, std::string> metadata = {}, RunOptions options = {})
-        : arch_(std::move(arch)), stem_(std::move(stem)), stages_(std::move(stages)), fc_(std::move(fc)),
+        : arch_(std::move(arch)), stem_(std::move(stem)), stages_(std::move(stages)), head_(std::move(head)),
           metadata_(std::move(metadata)), options_(options) {}
 
     ResNet(ResNet&& o) noexcept
         : arch_(std::move(o.arch_)), stem_(std::move(o.stem_)), stages_(std::move(o.stages_)),
-          fc_(std::move(o.fc_)), metadata_(std::move(o.metadata_)), options_(o.options_) {}
+          head_(std::move(o.head_)), metadata_(std::move(o.metadata_)), options_(o.options_) {}
 
     const Architecture& architecture() const { return arch_; }
-    int num_classes() const { return fc_.out_features(); }
-    int feature_channels() const { return fc_.in_features(); }
+    /// Outputs of the last Dense layer; 0 for a model without a head.
+    int num_classes() const { return head_.dense.empty() ? 0 : head_.dense.back().linear.out_features(); }
+    int feature_channels() const { return stages_.back().back().out_channels(); }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
-    const Conv2d<T>& stem() const { return stem_; }
-    const Linear<T>& fc() const { return fc_; }
+    const Stem<T>& stem() const { return stem_; }
+    const Head<T>& head() const { return head_; }
     const std::vector<std::vector<ResidualBlock<T>>>& stages() const { return stages_; }
+    /// The activation that turns forward()'s logits into the head's output.
+    Activation head_activation() const { return head_.dense.empty() ? Activation::Linear : head_.dense.back().activation; }
 
     int threads() const {
         return options_.threads > 0 ? options_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -62,8 +95,13 @@ public:
     }
     void set_max_workspace_bytes(int64_t bytes) { options_.max_workspace_bytes = bytes; }
 
-    /// input N×3×H×W (normalized) → logits N×num_classes.
-    Tensor<T> forward(const Tensor<T>& input) const { return std::move(forward_outputs(input, {"fc"}).at("fc")); }
+    /// input N×3×H×W (normalized) → the model's last output: logits
+    /// N×num_classes, or for a model without a head "avgpool" (N×C×1×1) when
+    /// it pools, else "layer4".
+    Tensor<T> forward(const Tensor<T>& input) const {
+        const std::string& last = output_names()[size_t(final_output())];
+        return std::move(forward_outputs(input, {last}).at(last));
+    }
 
     /// One named output: "layer1".."layer4" (N×C×h×w), "avgpool" (N×C×1×1) or "fc".
     Tensor<T> features(const Tensor<T>& input, const std::string& name) const {
@@ -71,35 +109,58 @@ public:
     }
 
     /// Runs the network as far as the last requested output and returns each
-    /// requested one by name. Safe to call from several threads at once: each
-    /// call borrows its own workspace and thread pool.
+    /// requested one under the name asked for. Safe to call from several
+    /// threads at once: each call borrows its own workspace and thread pool.
     std::map<std::string, Tensor<T>> forward_outputs(const Tensor<T>& input, const std::vector<std::string>& names) const {
-        const int last = last_output_index(names);
+        std::vector<int> wanted;
+        for (const auto& name : names) wanted.push_back(output_index(name));
+        if (wanted.empty()) detail::fail("forward_outputs: no output requested");
+        const int last = *std::max_element(wanted.begin(), wanted.end());
         check_input(input);
         const int n = int(input.dim(0)), h = int(input.dim(2)), w = int(input.dim(3));
         auto ctx = acquire_context();
         ctx->reserve(plan(n, h, w), options_.max_workspace_bytes, input.shape());
-        std::map<std::string, Tensor<T>> out;
-        for (int img = 0; img < n; ++img) run_image(input, img, h, w, last, names, *ctx, out);
-        if (last == 5) {
-            Tensor<T> logits({n, num_classes()});
-            fc_.forward(ctx->pooled, n, logits.data());
-            out.emplace("fc", std::move(logits));
-        }
+        std::map<int, Tensor<T>> out;
+        for (int img = 0; img < n; ++img) run_image(input, img, h, w, last, wanted, *ctx, out);
+        if (last == kFc) out.emplace(kFc, run_head(n, *ctx));
         release_context(std::move(ctx));
-        return out;
+        std::map<std::string, Tensor<T>> named;
+        for (size_t i = 0; i < names.size(); ++i) {
+            const bool asked_again = std::find(wanted.begin() + i + 1, wanted.end(), wanted[i]) != wanted.end();
+            named[names[i]] = asked_again ? out.at(wanted[i]) : std::move(out.at(wanted[i]));
+        }
+        return named;
+    }
+
+    /// Position in output_names() of an output name: a torchvision name, or
+    /// its Keras name for this model — "convS_blockB_out" for the last block
+    /// B of stage S = 2..5 (V2: stages 2..4, and "post_relu" for layer4,
+    /// which in V2 includes the final BN + ReLU), "avg_pool" / "max_pool".
+    int output_index(const std::string& name) const {
+        const auto& all = output_names();
+        const auto it = std::find(all.begin(), all.end(), name);
+        if (it != all.end()) return check_available(int(it - all.begin()), name);
+        for (int s = 0; s < 4; ++s)
+            if (name == keras_stage_name(s)) return s;
+        if (name == "avg_pool" || name == "max_pool") return check_available(kPool, name);
+        detail::fail("unknown output '", name, "' (expected layer1, layer2, layer3, layer4, avgpool or fc, or ",
+                     keras_stage_name(0), ", ", keras_stage_name(1), ", ", keras_stage_name(2), ", ",
+                     keras_stage_name(3), ", avg_pool)");
     }
 
 private:
+    static constexpr int kPool = 4, kFc = 5;  // positions in output_names()
+
     /// Elements of each buffer, by role: for one image of h×w, two for the
     /// activations between blocks (x, y; also the stem's output), two for the
-    /// convolutions inside a block, one for the downsampled shortcut, and the
-    /// convolution scratch; then the pooled features of the whole batch (fc's
-    /// input). Sized per role, ResNet-50 at 224² needs 12.8 MB of activations
-    /// where five buffers of the largest took 16 MB.
+    /// convolutions inside a block, one for the downsampled shortcut, one for
+    /// a pre-activated block input (V2), and the convolution scratch; then,
+    /// for the whole batch, the pooled features (the head's input) and two
+    /// for the hidden Dense layers. Sized per role, ResNet-50 at 224² needs
+    /// 12.8 MB of activations where five buffers of the largest took 16 MB.
     struct WorkspacePlan {
-        int64_t io = 0, intermediate = 0, identity = 0, col = 0, pooled = 0;
-        int64_t total() const { return 2 * io + 2 * intermediate + identity + col + pooled; }
+        int64_t io = 0, intermediate = 0, identity = 0, preact = 0, col = 0, pooled = 0, hidden = 0;
+        int64_t total() const { return 2 * io + 2 * intermediate + identity + preact + col + pooled + 2 * hidden; }
     };
 
     /// Per-call state: the thread pool and one allocation carved into the
@@ -122,8 +183,10 @@ private:
             io[0] = take(plan.io), io[1] = take(plan.io);
             scratch.tmp[0] = take(plan.intermediate), scratch.tmp[1] = take(plan.intermediate);
             scratch.identity = take(plan.identity);
+            scratch.preact = take(plan.preact);
             scratch.col = take(plan.col);
             pooled = take(plan.pooled);
+            hidden[0] = take(plan.hidden), hidden[1] = take(plan.hidden);
         }
         detail::ThreadPool pool;
         std::unique_ptr<T[], detail::AlignedFree> storage;
@@ -131,27 +194,31 @@ private:
         T* io[2] = {};
         BlockScratch<T> scratch{};
         T* pooled = nullptr;  // batch × feature channels
+        T* hidden[2] = {};    // batch × widest hidden Dense layer
     };
 
-    static int last_output_index(const std::vector<std::string>& names) {
-        const auto& all = output_names();
-        int last = -1;
-        for (const auto& name : names) {
-            auto it = std::find(all.begin(), all.end(), name);
-            if (it == all.end())
-                detail::fail("unknown output '", name, "' (expected layer1, layer2, layer3, layer4, avgpool or fc)");
-            last = std::max(last, int(it - all.begin()));
-        }
-        if (last < 0) detail::fail("forward_outputs: no output requested");
-        return last;
+    /// The last output the model has: fc, else the pooled features, else layer4.
+    int final_output() const { return !head_.dense.empty() ? kFc : head_.pooling != Pooling::None ? kPool : 3; }
+
+    int check_available(int index, const std::string& name) const {
+        if (index == kFc && head_.dense.empty())
+            detail::fail("output '", name, "': this model has no classifier head (a feature extractor): ",
+                         "request avgpool or layer1..layer4");
+        return index;
+    }
+
+    /// Keras' name of the output of stage s (0..3); see output_index().
+    std::string keras_stage_name(int s) const {
+        if (arch_.variant == Variant::V2 && s == 3) return "post_relu";
+        return "conv" + std::to_string(s + 2) + "_block" + std::to_string(stages_[size_t(s)].size()) + "_out";
     }
 
     void check_input(const Tensor<T>& x) const {
         const int64_t kMaxSide = 1 << 15;
-        if (x.rank() != 4 || x.dim(0) < 1 || x.dim(1) != stem_.in_channels() || x.dim(2) < 1 || x.dim(3) < 1 ||
-            x.dim(2) > kMaxSide || x.dim(3) > kMaxSide || x.dim(0) > kMaxSide)
-            detail::fail("model input: expected shape [N,", stem_.in_channels(), ",H,W] with 1<=N,H,W<=", kMaxSide,
-                         ", got ", shape_str(x.shape()));
+        if (x.rank() != 4 || x.dim(0) < 1 || x.dim(1) != stem_.conv.in_channels() || x.dim(2) < 1 ||
+            x.dim(3) < 1 || x.dim(2) > kMaxSide || x.dim(3) > kMaxSide || x.dim(0) > kMaxSide)
+            detail::fail("model input: expected shape [N,", stem_.conv.in_channels(), ",H,W] with 1<=N,H,W<=",
+                         kMaxSide, ", got ", shape_str(x.shape()));
     }
 
     /// A batch runs image by image through the whole network, so the
@@ -164,60 +231,75 @@ private:
     WorkspacePlan plan(int n, int h, int w) const {
         WorkspacePlan p;
         p.pooled = int64_t(n) * feature_channels();
-        const int sh = stem_.out_size(h), sw = stem_.out_size(w);
-        p.io = int64_t(stem_.out_channels()) * sh * sw;
-        p.col = stem_.workspace_size(h, w);
-        h = pool_.out_size(sh), w = pool_.out_size(sw);
+        for (size_t i = 0; i + 1 < head_.dense.size(); ++i)
+            p.hidden = std::max<int64_t>(p.hidden, int64_t(n) * head_.dense[i].linear.out_features());
+        const int sh = stem_.conv.out_size(h), sw = stem_.conv.out_size(w);
+        p.io = int64_t(stem_.conv.out_channels()) * sh * sw;
+        p.col = stem_.conv.workspace_size(h, w);
+        h = stem_.pool.out_size(sh), w = stem_.pool.out_size(sw);
         for (const auto& stage : stages_)
             for (const auto& b : stage) {
                 const auto a = b.activation_sizes(h, w);
                 p.io = std::max(p.io, a.out);
                 p.intermediate = std::max(p.intermediate, a.intermediate);
                 p.identity = std::max(p.identity, a.identity);
+                p.preact = std::max(p.preact, a.preact);
                 p.col = std::max(p.col, b.max_workspace(h, w));
                 h = b.out_size(h), w = b.out_size(w);
             }
         return p;
     }
 
-    static bool wanted(const std::vector<std::string>& names, const std::string& name) {
-        return std::find(names.begin(), names.end(), name) != names.end();
-    }
-
     /// Image `img` of the batch through the network as far as output `last`:
     /// requested outputs are copied into their batch tensors in `out`, the
     /// pooled features into row img of ctx.pooled.
-    void run_image(const Tensor<T>& input, int img, int h, int w, int last, const std::vector<std::string>& names,
-                   Context& ctx, std::map<std::string, Tensor<T>>& out) const {
+    void run_image(const Tensor<T>& input, int img, int h, int w, int last, const std::vector<int>& wanted,
+                   Context& ctx, std::map<int, Tensor<T>>& out) const {
         const int n = int(input.dim(0));
+        const auto want = [&](int i) { return std::find(wanted.begin(), wanted.end(), i) != wanted.end(); };
         const T* in = input.data() + int64_t(img) * input.dim(1) * h * w;
-        stem_.forward(in, 1, h, w, ctx.io[1], {nullptr, true}, ctx.scratch.col, ctx.pool);
-        h = stem_.out_size(h), w = stem_.out_size(w);
-        int c = stem_.out_channels();
-        pool_.forward(ctx.io[1], c, h, w, ctx.io[0], ctx.pool);
-        h = pool_.out_size(h), w = pool_.out_size(w);
+        stem_.conv.forward(in, 1, h, w, ctx.io[1], {nullptr, stem_.relu}, ctx.scratch.col, ctx.pool);
+        h = stem_.conv.out_size(h), w = stem_.conv.out_size(w);
+        int c = stem_.conv.out_channels();
+        stem_.pool.forward(ctx.io[1], c, h, w, ctx.io[0], ctx.pool);
+        h = stem_.pool.out_size(h), w = stem_.pool.out_size(w);
         T *x = ctx.io[0], *y = ctx.io[1];
-        for (size_t s = 0; s < stages_.size(); ++s) {
-            for (const auto& block : stages_[s]) {
-                block.forward(x, 1, h, w, y, ctx.scratch, ctx.pool);
+        for (int s = 0; s < int(stages_.size()); ++s) {
+            for (const auto& block : stages_[size_t(s)]) {
+                block.forward(x, h, w, y, ctx.scratch, ctx.pool);
                 std::swap(x, y);
                 h = block.out_size(h), w = block.out_size(w), c = block.out_channels();
             }
-            const std::string& name = output_names()[s];
-            if (wanted(names, name)) store(out, name, {n, c, h, w}, img, x);
-            if (last == int(s)) return;
+            if (s == 3 && head_.post_bn) head_.post_bn->forward(x, int64_t(h) * w, x, ctx.pool);
+            if (want(s)) store(out, s, {n, c, h, w}, img, x);
+            if (last == s) return;
         }
         T* features = ctx.pooled + int64_t(img) * c;
-        GlobalAvgPool().forward(x, c, int64_t(h) * w, features, ctx.pool);
-        if (wanted(names, "avgpool")) store(out, "avgpool", {n, c, 1, 1}, img, features);
+        GlobalPool{head_.pooling == Pooling::Max ? Pooling::Max : Pooling::Avg}.forward(x, c, int64_t(h) * w, features, ctx.pool);
+        if (want(kPool)) store(out, kPool, {n, c, 1, 1}, img, features);
+    }
+
+    /// The Dense chain on the batch's pooled features: the last layer's
+    /// logits (N×num_classes), hidden layers through their activations.
+    Tensor<T> run_head(int n, Context& ctx) const {
+        const T* x = ctx.pooled;
+        for (size_t i = 0; i + 1 < head_.dense.size(); ++i) {
+            const auto& d = head_.dense[i];
+            T* y = ctx.hidden[i % 2];
+            d.linear.forward(x, n, y);
+            apply_activation(d.activation, y, n, d.linear.out_features());
+            x = y;
+        }
+        Tensor<T> logits({n, num_classes()});
+        head_.dense.back().linear.forward(x, n, logits.data());
+        return logits;
     }
 
     /// Copies one image's output into image slot `img` of the batch tensor
-    /// out[name] of `shape`, creating it for the first image.
-    static void store(std::map<std::string, Tensor<T>>& out, const std::string& name, const Shape& shape, int img,
-                      const T* src) {
-        auto it = out.find(name);
-        if (it == out.end()) it = out.emplace(name, Tensor<T>::uninitialized(shape)).first;
+    /// out[index] of `shape`, creating it for the first image.
+    static void store(std::map<int, Tensor<T>>& out, int index, const Shape& shape, int img, const T* src) {
+        auto it = out.find(index);
+        if (it == out.end()) it = out.emplace(index, Tensor<T>::uninitialized(shape)).first;
         const int64_t size = it->second.size() / shape[0];
         std::copy(src, src + size, it->second.data() + img * size);
     }
@@ -239,10 +321,9 @@ private:
     }
 
     Architecture arch_;
-    Conv2d<T> stem_;
-    MaxPool2d pool_{3, 2, 1};
+    Stem<T> stem_;
     std::vector<std::vector<ResidualBlock<T>>> stages_;
-    Linear<T> fc_;
+    Head<T> head_;
     std::map<std::string, std::string> metadata_;
     RunOptions options_;
     mutable std::mutex contexts_mu_;

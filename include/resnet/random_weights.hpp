@@ -1,5 +1,6 @@
 #pragma once
 // Untrained models without a weights file: for benchmarks and tests.
+#include <optional>
 #include <random>
 
 #include "loader.hpp"
@@ -32,13 +33,17 @@ public:
         return t;
     }
 
+    /// torchvision's convolutions have no bias.
+    std::optional<Tensor<T>> take_optional(const std::string&, const Shape&) { return std::nullopt; }
+
 private:
     std::mt19937_64 rng_;
 };
 
 }  // namespace detail
 
-/// An untrained torchvision-shaped model (name from architectures()), for
+/// An untrained model of any architectures() entry (He-normal weights, random
+/// BatchNorm statistics, no convolution biases), for
 /// benchmarking and experiments without a weights file.
 template <class T = float>
 ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000, uint64_t seed = 0,
@@ -46,7 +51,11 @@ ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000,
     for (const auto& arch : architectures())
         if (arch.name == arch_name) {
             detail::RandomWeights<T> src(seed);
-            return detail::build_resnet<T>(arch, 64, num_classes, src, {{"arch", arch.name}, {"source", "random"}}, run);
+            detail::ModelSpec spec;
+            spec.arch = arch;
+            spec.dense_units = {num_classes};
+            spec.dense_activations = {Activation::Softmax};
+            return detail::build_resnet<T>(spec, src, {{"arch", arch.name}, {"source", "random"}}, run);
         }
     detail::fail("unknown arch '", arch_name, "'");
 }

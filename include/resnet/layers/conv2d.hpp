@@ -63,18 +63,20 @@ public:
         }
     }
 
-    /// Conv (no bias) followed by eval-mode BatchNorm2d, folded in double:
-    ///   W' = W·γ/√(σ²+ε),   b' = β − μ·γ/√(σ²+ε).
+    /// Conv (with `conv_bias` if not null) followed by eval-mode BatchNorm2d,
+    /// folded in double:
+    ///   W' = W·γ/√(σ²+ε),   b' = β + (b − μ)·γ/√(σ²+ε).
     static Conv2d fold_batchnorm(Tensor<T> weight, const Tensor<T>& gamma, const Tensor<T>& beta,
                                  const Tensor<T>& mean, const Tensor<T>& var, int stride, int pad,
-                                 double eps = 1e-5) {
+                                 double eps = 1e-5, const Tensor<T>* conv_bias = nullptr) {
         const int64_t cout = weight.dim(0), per_out = weight.size() / cout;
         Tensor<T> b({cout});
         for (int64_t o = 0; o < cout; ++o) {
             const double scale = double(gamma[o]) / std::sqrt(double(var[o]) + eps);
             T* w = weight.data() + o * per_out;
             for (int64_t i = 0; i < per_out; ++i) w[i] = T(double(w[i]) * scale);
-            b[o] = T(double(beta[o]) - double(mean[o]) * scale);
+            const double bias = conv_bias ? double((*conv_bias)[o]) : 0.0;
+            b[o] = T(double(beta[o]) + (bias - double(mean[o])) * scale);
         }
         return Conv2d(std::move(weight), std::move(b), stride, pad);
     }

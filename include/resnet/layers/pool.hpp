@@ -1,5 +1,5 @@
 #pragma once
-// MaxPool2d and AdaptiveAvgPool2d(1).
+// MaxPool2d, and global average / max pooling.
 #include <algorithm>
 #include <limits>
 
@@ -10,9 +10,12 @@ namespace resnet {
 /// MaxPool2d(kernel, stride, pad), ceil_mode = false.
 /// Output Ho = (H + 2·pad − kernel) / stride + 1 (floor), likewise Wo.
 /// Padding behaves as −∞, as in PyTorch: a window's maximum is taken over its
-/// in-bounds elements only (zero padding would clip negative inputs to 0).
+/// in-bounds elements only. With `zero_pad` it is 0 instead, as Keras'
+/// ZeroPadding2D followed by MaxPooling2D gives: a border window of negative
+/// inputs yields 0 (it matters where no ReLU precedes the pool: ResNetV2).
 struct MaxPool2d {
     int kernel = 3, stride = 2, pad = 1;
+    bool zero_pad = false;
 
     int out_size(int in) const { return (in + 2 * pad - kernel) / stride + 1; }
 
@@ -27,7 +30,8 @@ struct MaxPool2d {
                 const int y0 = std::max(oy * stride - pad, 0), y1 = std::min(oy * stride - pad + kernel, h);
                 for (int ox = 0; ox < wo; ++ox) {
                     const int x0 = std::max(ox * stride - pad, 0), x1 = std::min(ox * stride - pad + kernel, w);
-                    T m = -std::numeric_limits<T>::infinity();
+                    const bool clipped = y1 - y0 < kernel || x1 - x0 < kernel;
+                    T m = zero_pad && clipped ? T(0) : -std::numeric_limits<T>::infinity();
                     for (int y = y0; y < y1; ++y)
                         for (int x = x0; x < x1; ++x) m = std::max(m, src[y * w + x]);
                     dst[oy * wo + ox] = m;
@@ -37,12 +41,26 @@ struct MaxPool2d {
     }
 };
 
-/// AdaptiveAvgPool2d(1): N×C×H×W → N×C×1×1, the mean of each plane.
-struct GlobalAvgPool {
+/// A model's global pooling; None: a Keras feature extractor built with
+/// pooling=None, whose output is the last stage's (asked for its pooled
+/// features anyway, it averages).
+enum class Pooling { None, Avg, Max };
+
+inline const char* pooling_name(Pooling p) { return p == Pooling::Avg ? "avg" : p == Pooling::Max ? "max" : "none"; }
+
+/// Global pooling: N×C×H×W → N×C×1×1, each plane's mean (AdaptiveAvgPool2d(1),
+/// Keras GlobalAveragePooling2D) or maximum (GlobalMaxPooling2D).
+struct GlobalPool {
+    Pooling kind = Pooling::Avg;
+
     template <class T>
     void forward(const T* in, int64_t planes, int64_t plane_size, T* out, detail::ThreadPool& pool) const {
         pool.parallel_for(planes, [&](int64_t p) {
             const T* src = in + p * plane_size;
+            if (kind == Pooling::Max) {
+                out[p] = *std::max_element(src, src + plane_size);
+                return;
+            }
             T sum = 0;
             for (int64_t i = 0; i < plane_size; ++i) sum += src[i];
             out[p] = sum / T(plane_size);
