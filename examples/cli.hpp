@@ -72,11 +72,17 @@ inline resnet::ResNet<float> load_model(const Args& args) {
     return model;
 }
 
-/// The weights' preprocessing preset, with --resize and --crop overriding it.
+/// The weights' preprocessing preset, with --resize, --crop and
+/// --interpolation overriding it.
 inline resnet::Preprocess preprocessing(const resnet::ResNet<float>& model, const Args& args) {
     resnet::Preprocess p = resnet::Preprocess::from_metadata(model.metadata());
     p.resize = args.integer("--resize", p.resize, 1, resnet::Preprocess::kMaxSide);
     p.crop = args.integer("--crop", p.crop, 1, resnet::Preprocess::kMaxSide);
+    const std::string interpolation = args.text("--interpolation", "");
+    if (!interpolation.empty() && interpolation != "bilinear" && interpolation != "nearest")
+        resnet::detail::fail("--interpolation ", interpolation, ": expected bilinear or nearest");
+    if (!interpolation.empty())
+        p.interpolation = interpolation == "nearest" ? resnet::Interpolation::Nearest : resnet::Interpolation::Bilinear;
     return p;
 }
 

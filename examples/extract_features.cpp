@@ -7,11 +7,13 @@
 namespace {
 
 const char* const kUsage = R"(usage: extract_features --weights FILE [--layer avgpool|layer1|layer2|layer3|layer4]
-                        [--threads N] [--resize S] [--crop C] --out FEATURES.npy INPUT...
+                        [--threads N] [--resize S] [--crop C] [--interpolation bilinear|nearest]
+                        --out FEATURES.npy INPUT...
 
-INPUT is an image, preprocessed as torchvision's eval transform with the
-weights' preset (--resize/--crop override it), or a .npy float32 tensor 3xHxW or
-Nx3xHxW that is already normalized.
+INPUT is an image, preprocessed as the weights' framework does with the preset
+in their metadata (--resize/--crop/--interpolation override it), or a .npy
+float32 tensor 3xHxW or Nx3xHxW that is already normalized. --layer also takes
+Keras names (conv4_block6_out, avg_pool, ...).
 
 Writes the features of every image read, in input order, as one float32 .npy:
 N x C for avgpool (the default; C = 2048 for resnet50), N x C x h x w for
@@ -22,16 +24,16 @@ status is 1.
 
 int extract(const cli::Args& args) {
     const std::string layer = args.text("--layer", "avgpool"), out = args.text("--out", "");
-    if (layer == "fc" || !std::count(resnet::output_names().begin(), resnet::output_names().end(), layer))
-        resnet::detail::fail("--layer ", layer, ": expected avgpool, layer1, layer2, layer3 or layer4");
     if (out.empty()) resnet::detail::fail("--out FEATURES.npy is required");
     const auto model = cli::load_model(args);
+    const int index = model.output_index(layer);
+    if (index == 5) resnet::detail::fail("--layer ", layer, ": expected avgpool, layer1, layer2, layer3 or layer4");
     const auto pre = cli::preprocessing(model, args);
     resnet::Shape shape;  // of all features so far: N × (one image's feature shape)
     std::vector<float> features;
     const int failed = cli::for_each_input("extract_features", args.inputs, [&](const std::string& input) {
         resnet::Tensor<float> f = model.features(resnet::load_input<float>(input, pre), layer);
-        if (layer == "avgpool") f = std::move(f).reshaped({f.dim(0), f.dim(1)});
+        if (index == 4) f = std::move(f).reshaped({f.dim(0), f.dim(1)});
         if (!shape.empty() && !std::equal(shape.begin() + 1, shape.end(), f.shape().begin() + 1, f.shape().end()))
             resnet::detail::fail(layer, " features ", resnet::shape_str(f.shape()), " differ in size from the earlier inputs' ",
                                  resnet::shape_str(shape), " (use .npy inputs of one size)");
@@ -50,5 +52,5 @@ int extract(const cli::Args& args) {
 
 int main(int argc, char** argv) {
     return cli::run("extract_features", kUsage, argc, argv,
-                    {"--weights", "--layer", "--threads", "--out", "--resize", "--crop"}, {"--help"}, extract);
+                    {"--weights", "--layer", "--threads", "--out", "--resize", "--crop", "--interpolation"}, {"--help"}, extract);
 }

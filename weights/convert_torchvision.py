@@ -32,6 +32,8 @@ try:
     import numpy as np
     import torch
     import torchvision
+
+    import safetensors_io
 except ImportError:
     print("error: this script needs PyTorch and torchvision; on Debian run it with /usr/bin/python3 "
           "(apt-get install python3-torch python3-torchvision)", file=sys.stderr)
@@ -49,16 +51,7 @@ LAYOUTS = {
     ((3, 8, 36, 3), True): "resnet152",
 }
 
-# safetensors dtype name -> (torch dtype, numpy dtype of the stored bytes)
-DTYPES = {
-    "F32": (torch.float32, "<f4"),
-    "F16": (torch.float16, "<f2"),
-    "BF16": (torch.bfloat16, "<u2"),
-    "F64": (torch.float64, "<f8"),
-    "I64": (torch.int64, "<i8"),
-}
-TORCH_TO_NAME = {torch_dtype: name for name, (torch_dtype, _) in DTYPES.items()}
-TARGET_DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+TARGET_DTYPES = safetensors_io.TARGETS
 
 
 def fail(message):
@@ -67,59 +60,14 @@ def fail(message):
 
 
 def write_safetensors(path, tensors, metadata, dtype="f32"):
-    """Write tensors (name -> torch.Tensor or numpy array) and string metadata.
-
-    Floating-point tensors are converted to dtype ("f32", "f16" or "bf16");
-    dtype=None keeps every tensor's own type.
-    """
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"metadata must map str to str, got {key!r}: {value!r}")
-    header = {"__metadata__": dict(metadata)} if metadata else {}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        t = torch.tensor(t) if isinstance(t, np.ndarray) else t.detach().cpu()
-        if dtype is not None and t.is_floating_point():
-            t = t.to(TARGET_DTYPES[dtype])
-        if t.dtype not in TORCH_TO_NAME:
-            raise ValueError(f"{name}: unsupported dtype {t.dtype}")
-        t = t.contiguous()
-        array = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
-        blob = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": TORCH_TO_NAME[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-(8 + len(text)) % 8)
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
+    """safetensors_io.write() for torch tensors or numpy arrays (name -> tensor)."""
+    arrays = {name: t if isinstance(t, np.ndarray) else
+              (t.detach().cpu().float() if t.dtype == torch.bfloat16 else t.detach().cpu()).numpy()
+              for name, t in tensors.items()}
+    safetensors_io.write(path, arrays, metadata, dtype)
 
 
-def read_safetensors(path):
-    """Return (name -> numpy array, metadata dict); BF16 is widened to float32."""
-    with open(path, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len).decode("utf-8"))
-        data = bytearray(f.read())
-    metadata = header.pop("__metadata__", {})
-    arrays = {}
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        np_dtype = np.dtype(DTYPES[info["dtype"]][1])
-        count = int(np.prod(info["shape"], dtype=np.int64))
-        if end > len(data) or end - begin != count * np_dtype.itemsize:
-            raise ValueError(f"{path}: bad data_offsets for {name}")
-        array = np.frombuffer(data, np_dtype, count, begin).reshape(info["shape"])
-        if info["dtype"] == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = array
-    return arrays, metadata
+read_safetensors = safetensors_io.read
 
 
 def state_dict_for_export(model_or_sd):
@@ -238,7 +186,7 @@ def main():
                         help="classifier outputs for --random-init (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --random-init (default 0)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.safetensors")
-    parser.add_argument("--dtype", choices=sorted(TARGET_DTYPES), default="f32",
+    parser.add_argument("--dtype", choices=TARGET_DTYPES, default="f32",
                         help="storage type of float tensors (default f32)")
     args = parser.parse_args()
     if args.num_classes is not None and not args.random_init:

@@ -1,0 +1,117 @@
+// Keras ResNets against a Keras-semantics reference: the real
+// keras_applications builders run by tests/python/keras_shim.py, saved in
+// Keras' file formats and converted by weights/convert_keras.py
+// (keras_fixtures.py writes both).
+#include <catch2/catch.hpp>
+
+#include <iostream>
+
+#include "test_util.hpp"
+
+using resnet::Tensor;
+using namespace testutil;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;  // max|Δ| ≤ 1e-4 · max(1, max|reference|)
+
+/// max|Δ| ≤ tolerance for every output keras_<name>.ref.safetensors holds,
+/// for every input; prints the figures. Returns whether all agreed.
+bool keras_parity(const resnet::ResNet<float>& model, const std::string& name, bool print = true) {
+    resnet::SafeTensorsFile ref(fixture("keras_" + name + ".ref.safetensors"));
+    bool all = true;
+    for (int i = 0; ref.contains("x" + std::to_string(i)); ++i) {
+        const std::string in = "x" + std::to_string(i);
+        const Tensor<float> x = ref.read<float>(in);
+        std::vector<std::string> names;
+        for (const auto& out : resnet::output_names())
+            if (ref.contains(in + "." + out)) names.push_back(out);
+        auto outputs = model.forward_outputs(x, names);
+        if (ref.contains(in + ".probs"))
+            outputs.emplace("probs", resnet::activate(outputs.at("fc"), model.head_activation())), names.push_back("probs");
+        for (const auto& out : names) {
+            const auto expected = ref.read<double>(in + "." + out);
+            const double diff = max_abs_diff(outputs.at(out), expected), scale = max_abs(expected);
+            const bool ok = diff <= kTolerance * std::max(1.0, scale);
+            if (print)
+                std::cout << "keras parity " << name << " " << in << " " << resnet::shape_str(x.shape()) << " " << out
+                          << ": max|d|=" << diff << " max|ref|=" << scale << (ok ? "" : "  FAILED") << "\n";
+            all = all && ok;
+        }
+    }
+    return all;
+}
+
+resnet::ResNet<float> keras_model(const std::string& name) {
+    return resnet::load_model(fixture("keras_" + name + ".safetensors"));
+}
+
+}  // namespace
+
+TEST_CASE("Keras applications match the Keras reference in every file format", "[keras]") {
+    // name, architecture; the fixture script picks the file format per case.
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"resnet50", "ResNet50"},     {"resnet101", "ResNet101"},     {"resnet152", "ResNet152"},
+        {"resnet50_old", "ResNet50"}, {"resnet50v2", "ResNet50V2"},   {"resnet101v2", "ResNet101V2"},
+        {"resnet152v2", "ResNet152V2"}};
+    for (const auto& [name, arch] : cases) {
+        SECTION(name) {
+            const auto model = keras_model(name);
+            CHECK(model.architecture().name == arch);
+            CHECK(keras_parity(model, name));
+        }
+    }
+}
+
+TEST_CASE("Keras feature extractors and fine-tuned heads", "[keras]") {
+    SECTION("include_top=False, pooling='avg': forward() gives the pooled features") {
+        const auto model = keras_model("notop_avg");
+        CHECK(model.num_classes() == 0);
+        CHECK(keras_parity(model, "notop_avg"));
+        resnet::SafeTensorsFile ref(fixture("keras_notop_avg.ref.safetensors"));
+        CHECK(model.forward(ref.read<float>("x0")).shape() == resnet::Shape{2, 2048, 1, 1});
+        CHECK_THROWS_WITH(model.features(ref.read<float>("x0"), "fc"), Catch::Contains("no classifier head"));
+    }
+    SECTION("V2 include_top=False, pooling=None: forward() gives post_relu") {
+        const auto model = keras_model("notop_v2");
+        CHECK(keras_parity(model, "notop_v2"));
+        resnet::SafeTensorsFile ref(fixture("keras_notop_v2.ref.safetensors"));
+        const auto x = ref.read<float>("x0");
+        CHECK(close(model.forward(x), ref.read<double>("x0.layer4"), kTolerance));
+    }
+    SECTION("avg pool -> Dense 64 relu -> Dropout -> Dense 64 relu -> Dense 7 softmax") {
+        const auto model = keras_model("finetuned");
+        CHECK(model.num_classes() == 7);
+        CHECK(model.head_activation() == resnet::Activation::Softmax);
+        CHECK(keras_parity(model, "finetuned"));
+    }
+    SECTION("max pool -> Flatten -> Dense 32 -> Activation relu -> Dense 1 sigmoid") {
+        const auto model = keras_model("finetuned_sigmoid");
+        CHECK(model.head_activation() == resnet::Activation::Sigmoid);
+        CHECK(keras_parity(model, "finetuned_sigmoid"));
+    }
+}
+
+TEST_CASE("Keras stage names are aliases of layer1..layer4 and avgpool", "[keras]") {
+    const auto model = keras_model("resnet50");
+    resnet::SafeTensorsFile ref(fixture("keras_resnet50.ref.safetensors"));
+    const auto x = ref.read<float>("x0");
+    const auto out = model.forward_outputs(x, {"conv3_block4_out", "conv5_block3_out", "avg_pool", "layer2"});
+    CHECK(close(out.at("conv3_block4_out"), ref.read<double>("x0.layer2"), kTolerance));
+    CHECK(max_abs_diff(out.at("conv3_block4_out"), out.at("layer2")) == 0.0);
+    CHECK(close(out.at("conv5_block3_out"), ref.read<double>("x0.layer4"), kTolerance));
+    CHECK(close(out.at("avg_pool"), ref.read<double>("x0.avgpool"), kTolerance));
+    CHECK_THROWS_WITH(model.features(x, "conv4_block5_out"), Catch::Contains("conv4_block6_out"));
+    const auto v2 = keras_model("resnet50v2");
+    resnet::SafeTensorsFile ref2(fixture("keras_resnet50v2.ref.safetensors"));
+    CHECK(close(v2.features(ref2.read<float>("x0"), "post_relu"), ref2.read<double>("x0.layer4"), kTolerance));
+}
+
+TEST_CASE("the Keras tests notice a wrong stride, epsilon or Dense layout", "[keras]") {
+    // keras_fixtures.py rewrites converted files with one thing wrong each.
+    for (const auto& [mutant, original] : std::vector<std::pair<std::string, std::string>>{
+             {"mutant_stride_on_3x3", "resnet50"}, {"mutant_eps", "resnet50_old"},
+             {"mutant_transposed_dense", "finetuned"}}) {
+        SECTION(mutant) { CHECK_FALSE(keras_parity(keras_model(mutant), original, false)); }
+    }
+}
