@@ -2,9 +2,12 @@
 // keras_applications builders run by tests/python/keras_shim.py, saved in
 // Keras' file formats and converted by weights/convert_keras.py
 // (keras_fixtures.py writes both).
+#include <resnet/image.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <iostream>
+#include <sstream>
 
 #include "test_util.hpp"
 
@@ -114,4 +117,44 @@ TEST_CASE("the Keras tests notice a wrong stride, epsilon or Dense layout", "[ke
              {"mutant_transposed_dense", "finetuned"}}) {
         SECTION(mutant) { CHECK_FALSE(keras_parity(keras_model(mutant), original, false)); }
     }
+}
+
+TEST_CASE("Keras preprocessing: load_img + preprocess_input, bit for bit", "[keras]") {
+    resnet::SafeTensorsFile ref(fixture("keras_preprocess.ref.safetensors"));
+    std::stringstream files(ref.metadata().at("files"));
+    for (std::string file; std::getline(files, file, ',');) {
+        const resnet::Image img = resnet::read_image(fixture(file));
+        for (const char* mode : {"caffe", "tf"})
+            for (const auto filter : {resnet::Interpolation::Nearest, resnet::Interpolation::Bilinear}) {
+                auto pre = std::string(mode) == "caffe" ? resnet::Preprocess::keras_caffe() : resnet::Preprocess::keras_tf();
+                pre.interpolation = filter;
+                const std::string key =
+                    file + "." + mode + (filter == resnet::Interpolation::Nearest ? ".nearest" : ".bilinear");
+                const auto expected = ref.read<float>(key);
+                const double diff = max_abs_diff(resnet::preprocess<float>(img, pre), expected);
+                std::cout << "keras preprocess " << key << ": max|d|=" << diff << "\n";
+                INFO(key << " max|d|=" << diff);
+                if (file.size() > 4 && file.compare(file.size() - 4, 4, ".jpg") != 0) CHECK(diff == 0.0);
+                // The mistakes the issue names must show: RGB for BGR, bilinear for nearest.
+                auto wrong = pre;
+                if (std::string(mode) == "caffe" && file.find("gray") == std::string::npos) {
+                    wrong.bgr = false;
+                    CHECK(max_abs_diff(resnet::preprocess<float>(img, wrong), expected) > 1.0);
+                }
+                wrong = pre;
+                wrong.interpolation = filter == resnet::Interpolation::Nearest ? resnet::Interpolation::Bilinear
+                                                                               : resnet::Interpolation::Nearest;
+                if (img.width > 224) CHECK(max_abs_diff(resnet::preprocess<float>(img, wrong), expected) > 0.0);
+            }
+    }
+}
+
+TEST_CASE("a converted Keras file carries its preprocessing preset", "[keras]") {
+    const auto v1 = resnet::Preprocess::from_metadata(keras_model("resnet50").metadata());
+    const auto v2 = resnet::Preprocess::from_metadata(keras_model("resnet50v2").metadata());
+    const auto caffe = resnet::Preprocess::keras_caffe(), tf = resnet::Preprocess::keras_tf();
+    CHECK((v1.mode == caffe.mode && v1.interpolation == caffe.interpolation && v1.bgr && v1.scale == 1 &&
+           v1.mean == caffe.mean && v1.std == caffe.std && v1.crop == 224));
+    CHECK((v2.mode == tf.mode && v2.interpolation == tf.interpolation && !v2.bgr && v2.scale == 127.5 &&
+           v2.mean == tf.mean && v2.std == tf.std));
 }

@@ -136,6 +136,32 @@ def write_mutants(out_dir):
     mutate("finetuned", "mutant_transposed_dense", lambda t, m: t.update({"head.1.weight": t["head.1.weight"].T}))
 
 
+def preprocessing_refs(out_dir):
+    """Images in odd forms and what Keras' pipeline makes of them:
+    keras_preprocessing's load_img(target_size=(224, 224)) (nearest, and
+    bilinear) → img_to_array → keras_applications' preprocess_input in caffe
+    and tf modes, each as a 1×3×224×224 float32 tensor."""
+    from keras_applications import imagenet_utils
+    from keras_preprocessing.image import img_to_array, load_img
+    from PIL import Image
+    images = HERE.parents[1] / "examples" / "images"
+    cat, coffee = Image.open(images / "chelsea.png"), Image.open(images / "coffee.png")
+    forms = {"chelsea.png": cat, "coffee.png": coffee, "gray.png": cat.convert("L"),
+             "palette.png": coffee.convert("P", palette=Image.ADAPTIVE), "rgba.png": cat.convert("RGBA"),
+             "tiny.png": coffee.convert("RGB").resize((7, 5)), "chelsea.jpg": cat.convert("RGB")}
+    refs, files = {}, []
+    for name, image in forms.items():
+        path = out_dir / f"keras_img_{name}"
+        image.save(path, quality=90) if name.endswith(".jpg") else image.save(path)
+        files.append(path.name)
+        for interpolation in ("nearest", "bilinear"):
+            x = img_to_array(load_img(path, target_size=(224, 224), interpolation=interpolation))[None]
+            for mode in ("caffe", "tf"):
+                y = imagenet_utils.preprocess_input(x.copy(), mode=mode, backend=ks.backend)
+                refs[f"{path.name}.{mode}.{interpolation}"] = y.transpose(0, 3, 1, 2).astype(np.float32)
+    safetensors_io.write(out_dir / "keras_preprocess.ref.safetensors", refs, {"files": ",".join(files)}, dtype=None)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, type=pathlib.Path)
@@ -150,6 +176,7 @@ def main():
     for seed, (name, spec) in enumerate(CASES.items(), start=100):
         make_case(args.out, name, seed, spec)
     write_mutants(args.out)
+    preprocessing_refs(args.out)
     stamp.write_text(digest)
     print(f"Keras fixtures written to {args.out}")
 
