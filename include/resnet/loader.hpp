@@ -19,9 +19,11 @@ struct LoadOptions {
 
 namespace detail {
 
-inline std::string layout_str(BlockKind block, const std::array<int, 4>& stages) {
+inline std::string layout_str(const Architecture& a) {
+    const auto& n = a.blocks_per_stage;
     std::ostringstream s;
-    s << block_name(block) << " blocks [" << stages[0] << ',' << stages[1] << ',' << stages[2] << ',' << stages[3] << ']';
+    s << block_name(a.block) << " blocks [" << n[0] << ',' << n[1] << ',' << n[2] << ',' << n[3] << "], "
+      << a.groups << " groups x " << a.width_per_group << " channels";
     return s.str();
 }
 
@@ -70,7 +72,9 @@ private:
     std::set<std::string> used_;
 };
 
-/// Block type and blocks per stage, from which keys exist.
+/// Block type and blocks per stage, from which keys exist; for bottlenecks,
+/// groups and width from layer1.0's conv1 [width,…] and conv2
+/// [width, width/groups, 3, 3].
 inline Architecture infer_architecture(const SafeTensorsFile& f) {
     Architecture a{"", f.contains("layer1.0.conv3.weight") ? BlockKind::Bottleneck : BlockKind::Basic, {}};
     for (int s = 0; s < 4; ++s) {
@@ -79,7 +83,15 @@ inline Architecture infer_architecture(const SafeTensorsFile& f) {
         if (i == 0) f.fail("missing tensor 'layer", s + 1, ".0.conv1.weight': no blocks found for layer", s + 1);
         a.blocks_per_stage[size_t(s)] = i;
     }
-    a.name = architecture_name(a.block, a.blocks_per_stage);
+    if (a.block == BlockKind::Bottleneck && f.contains("layer1.0.conv2.weight")) {
+        const auto &w1 = f.entry("layer1.0.conv1.weight").shape, &w2 = f.entry("layer1.0.conv2.weight").shape;
+        if (w1.size() != 4 || w2.size() != 4 || w2[1] < 1 || w1[0] % w2[1] != 0)
+            f.fail("tensor 'layer1.0.conv2.weight': expected shape [width,width/groups,3,3] with width = ",
+                   w1.empty() ? 0 : w1[0], " from layer1.0.conv1.weight, got ", shape_str(w2));
+        a.groups = int(w1[0] / w2[1]);
+        a.width_per_group = int(w2[1]);
+    }
+    a.name = architecture_name(a);
     if (a.name.empty()) a.name = "custom";
     return a;
 }
@@ -89,9 +101,8 @@ inline void check_requested_arch(const SafeTensorsFile& f, const Architecture& f
     if (requested.empty()) return;
     for (const auto& a : architectures())
         if (a.name == requested) {
-            if (a.block != found.block || a.blocks_per_stage != found.blocks_per_stage)
-                f.fail(origin, " arch '", requested, "' has ", layout_str(a.block, a.blocks_per_stage),
-                       ", the tensors hold ", layout_str(found.block, found.blocks_per_stage));
+            if (!same_layout(a, found))
+                f.fail(origin, " arch '", requested, "' has ", layout_str(a), ", the tensors hold ", layout_str(found));
             return;
         }
     if (std::string(origin) == "requested") f.fail("unknown arch '", requested, "'");
@@ -104,15 +115,17 @@ namespace detail {
 /// Builds the network for `arch` from a tensor source — anything with
 /// `Tensor<T> take(key, expected_shape)` — by torchvision key. One builder
 /// serves files (ModelReader) and random weights (RandomWeights).
-/// `base_width` is the bottleneck width of layer1 (64, or 128 for wide_resnet50_2).
+/// `base_width` is the bottleneck width of layer1 (64, 128 for wide_resnet50_2
+/// and resnext50_32x4d), arch.groups the groups of each bottleneck's 3×3.
 template <class T, class Source>
 ResNet<T> build_resnet(const Architecture& arch, int64_t base_width, int64_t classes, Source& src,
                        std::map<std::string, std::string> metadata, const RunOptions& run) {
-    auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t cout, int64_t cin, int k, int stride) {
+    auto conv_bn = [&](const std::string& conv, const std::string& bn, int64_t cout, int64_t cin, int k, int stride,
+                       int groups = 1) {
         Tensor<T> w = src.take(conv + ".weight", {cout, cin, k, k});
         return Conv2d<T>::fold_batchnorm(std::move(w), src.take(bn + ".weight", {cout}), src.take(bn + ".bias", {cout}),
                                          src.take(bn + ".running_mean", {cout}), src.take(bn + ".running_var", {cout}),
-                                         stride, k / 2);
+                                         stride, k / 2, groups);
     };
     const bool bottleneck = arch.block == BlockKind::Bottleneck;
     Conv2d<T> stem = conv_bn("conv1", "bn1", 64, 3, 7, 2);
@@ -127,7 +140,7 @@ ResNet<T> build_resnet(const Architecture& arch, int64_t base_width, int64_t cla
             std::vector<Conv2d<T>> convs;
             if (bottleneck) {
                 convs.push_back(conv_bn(p + "conv1", p + "bn1", width, channels, 1, 1));
-                convs.push_back(conv_bn(p + "conv2", p + "bn2", width, width, 3, stride));
+                convs.push_back(conv_bn(p + "conv2", p + "bn2", width, width / arch.groups, 3, stride, arch.groups));
                 convs.push_back(conv_bn(p + "conv3", p + "bn3", out, width, 1, 1));
             } else {
                 convs.push_back(conv_bn(p + "conv1", p + "bn1", out, channels, 3, stride));

@@ -46,7 +46,8 @@ ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000,
     for (const auto& arch : architectures())
         if (arch.name == arch_name) {
             detail::RandomWeights<T> src(seed);
-            return detail::build_resnet<T>(arch, 64, num_classes, src, {{"arch", arch.name}, {"source", "random"}}, run);
+            return detail::build_resnet<T>(arch, int64_t(arch.groups) * arch.width_per_group, num_classes, src,
+                                           {{"arch", arch.name}, {"source", "random"}}, run);
         }
     detail::fail("unknown arch '", arch_name, "'");
 }
