@@ -109,7 +109,7 @@ double forward_flops(const resnet::ResNet<float>& m, int size) {
     double flops = 0;
     const auto conv = [&](const resnet::Conv2d<float>& c, int in) {
         const double out = c.out_size(in);
-        flops += 2.0 * c.out_channels() * c.in_channels() * c.kernel() * c.kernel() * out * out;
+        flops += 2.0 * c.out_channels() * (c.in_channels() / c.groups()) * c.kernel() * c.kernel() * out * out;
         return c.out_size(in);
     };
     int h = m.stem().pool.out_size(conv(m.stem().conv, size));

@@ -26,12 +26,13 @@ int case_count(const std::string& prefix) {
 
 struct ConvCase {
     Tensor<double> x, w, b, y;
-    int k, stride, pad, dil;
+    int k, stride, pad, dil, groups;
 };
 ConvCase conv_case(int i) {
     const std::string p = "conv" + std::to_string(i) + ".";
     const auto params = op(p + "params");
-    return {op(p + "x"), op(p + "w"), op(p + "b"), op(p + "y"), int(params[0]), int(params[1]), int(params[2]), int(params[3])};
+    return {op(p + "x"), op(p + "w"), op(p + "b"), op(p + "y"),
+            int(params[0]), int(params[1]), int(params[2]), int(params[3]), int(params[4])};
 }
 
 }  // namespace
@@ -61,24 +62,31 @@ TEST_CASE("naive conv oracle matches PyTorch", "[layers]") {
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
         INFO("conv case " << i);
-        CHECK(max_abs_diff(naive_conv2d(c.x, c.w, c.b, c.stride, c.pad, c.dil), c.y) < 1e-10);
+        CHECK(max_abs_diff(naive_conv2d(c.x, c.w, c.b, c.stride, c.pad, c.dil, c.groups), c.y) < 1e-10);
     }
 }
 
-TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM) matches PyTorch and the oracle", "[layers]", float, double) {
+TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM) matches PyTorch and the oracle, grouped or not", "[layers]", float,
+                   double) {
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
+    int grouped = 0;
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
-        const resnet::Conv2d<TestType> conv(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil);
+        grouped += c.groups > 1;
+        const resnet::Conv2d<TestType> conv(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil,
+                                            c.groups);
+        CHECK(conv.in_channels() == c.x.dim(1));
         const Tensor<TestType> x = c.x.cast<TestType>();
-        const auto oracle = naive_conv2d(x, c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil);
+        const auto oracle =
+            naive_conv2d(x, c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil, c.groups);
         for (int threads : {1, 3}) {
-            INFO("conv case " << i << ", " << threads << " threads");
+            INFO("conv case " << i << " (groups " << c.groups << "), " << threads << " threads");
             const auto y = run_conv(conv, x, threads);
             CHECK(close(y, c.y, tol));
             CHECK(close(y, oracle, tol));
         }
     }
+    CHECK(grouped == 7);
 }
 
 TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
@@ -95,11 +103,14 @@ TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
 }
 
 TEST_CASE("Conv2d output bits do not depend on the thread count", "[layers]") {
-    const ConvCase c = conv_case(8);
-    const resnet::Conv2d<float> conv(c.w.cast<float>(), c.b.cast<float>(), c.stride, c.pad, c.dil);
-    const Tensor<float> x = c.x.cast<float>();
-    const auto one = run_conv(conv, x, 1);
-    for (int threads : {2, 3, 5}) CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
+    for (int i : {8, 13, 16}) {  // 130→140 channels; 32 groups of 8; 64 groups, 1×1 read in place
+        const ConvCase c = conv_case(i);
+        const resnet::Conv2d<float> conv(c.w.cast<float>(), c.b.cast<float>(), c.stride, c.pad, c.dil, c.groups);
+        const Tensor<float> x = c.x.cast<float>();
+        const auto one = run_conv(conv, x, 1);
+        INFO("conv case " << i);
+        for (int threads : {2, 3, 5}) CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
+    }
 }
 
 namespace {
@@ -135,24 +146,30 @@ TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several block
     // the 6-row panel, column counts with and without a partial strip, k large
     // enough to split the panels into several blocks, more than one block of
     // strips, 1×1 (B read in place) and im2col, and an im2col row of 2.6 MB,
-    // above the 2 MB band: one band per output row.
+    // above the 2 MB band: one band per output row. Grouped: 3 groups of 5 → 7
+    // (partial panels) in bands of one output row, 32 groups of 2 → 4 with
+    // stride 2, 16 groups of 4 → 8 read in place.
     struct Shape {
-        int n, cin, cout, h, w, k, stride, pad;
+        int n, cin, cout, h, w, k, stride, pad, groups;
     };
-    const Shape shapes[] = {{1, 3, 1, 5, 3, 1, 1, 0},    {2, 5, 7, 4, 4, 1, 1, 0},  {1, 9, 13, 9, 19, 3, 1, 1},
-                            {1, 700, 70, 3, 7, 1, 1, 0}, {1, 6, 12, 20, 27, 3, 2, 1}, {2, 300, 40, 5, 5, 3, 1, 1},
-                            {1, 64, 8, 5, 210, 7, 1, 3}};
+    const Shape shapes[] = {{1, 3, 1, 5, 3, 1, 1, 0, 1},     {2, 5, 7, 4, 4, 1, 1, 0, 1},
+                            {1, 9, 13, 9, 19, 3, 1, 1, 1},   {1, 700, 70, 3, 7, 1, 1, 0, 1},
+                            {1, 6, 12, 20, 27, 3, 2, 1, 1},  {2, 300, 40, 5, 5, 3, 1, 1, 1},
+                            {1, 64, 8, 5, 210, 7, 1, 3, 1},  {2, 15, 21, 5, 1900, 5, 1, 2, 3},
+                            {2, 64, 128, 9, 11, 3, 2, 1, 32}, {2, 64, 128, 4, 8, 1, 1, 0, 16}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {
-        INFO("n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w << " k=" << s.k);
+        INFO("n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w << " k=" << s.k
+                  << " groups=" << s.groups);
+        const int cin = s.cin / s.groups;
         const auto x = random_tensor<TestType>({s.n, s.cin, s.h, s.w}, ++seed);
-        const auto w = random_tensor<TestType>({s.cout, s.cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(s.cin * s.k * s.k));
+        const auto w = random_tensor<TestType>({s.cout, cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(cin * s.k * s.k));
         const auto b = random_tensor<TestType>({s.cout}, ++seed);
-        const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, Algo<TestType>::Im2col);
+        const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, s.groups, Algo<TestType>::Im2col);
         const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
         const auto res = random_tensor<TestType>({s.n, s.cout, ho, wo}, ++seed);
-        auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1);
+        auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1, s.groups);
         CHECK(close(run_conv(conv, x, 1), expected, tol));
         for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(TestType(0), expected[i] + res[i]);
         const auto fused = run_conv(conv, x, 1, &res, true);
@@ -174,16 +191,16 @@ TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3
     int checked = 0;
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
-        if (!resnet::winograd::eligible(c.k, c.stride, c.pad, c.dil)) continue;
+        if (!resnet::winograd::eligible(c.k, c.stride, c.pad, c.dil) || c.groups > 1) continue;
         ++checked;  // conv1 (5→6, 9×8) and conv8 (130→140, 17×18)
         const auto w = c.w.cast<TestType>(), b = c.b.cast<TestType>();
-        const resnet::Conv2d<TestType> im2col(w, b, 1, 1, 1, Algo<TestType>::Im2col);
+        const resnet::Conv2d<TestType> im2col(w, b, 1, 1, 1, 1, Algo<TestType>::Im2col);
         CHECK(im2col.winograd_tile() == 0);
         const Tensor<TestType> x = c.x.cast<TestType>();
         const auto oracle = naive_conv2d(c.x, c.w, c.b, 1, 1, 1);  // double
         for (const auto& [algo, m] : kWinograd<TestType>)
         for (int threads : {1, 3}) {
-            const resnet::Conv2d<TestType> wino(w, b, 1, 1, 1, algo);
+            const resnet::Conv2d<TestType> wino(w, b, 1, 1, 1, 1, algo);
             CHECK(wino.winograd_tile() == m);
             INFO("conv case " << i << ", F(" << m << "x" << m << "), " << threads << " threads");
             const auto yw = run_conv(wino, x, threads), yi = run_conv(im2col, x, threads);
@@ -220,7 +237,7 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
         for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(0.0, expected[i] + res[i]);
 
         for (const auto& [algo, m] : kWinograd<TestType>) {
-        const resnet::Conv2d<TestType> conv(w.cast<TestType>(), b.cast<TestType>(), 1, 1, 1, algo);
+        const resnet::Conv2d<TestType> conv(w.cast<TestType>(), b.cast<TestType>(), 1, 1, 1, 1, algo);
         const Tensor<TestType> xt = x.cast<TestType>(), rt = res.cast<TestType>();
         INFO("F(" << m << "x" << m << ") n=" << s.n << " cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x"
                   << s.w);
@@ -255,9 +272,9 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
     const auto w = random_tensor<TestType>({140, 33, 3, 3}, 8, 0.06);
     const auto b = random_tensor<TestType>({140}, 9);
     const auto res = random_tensor<TestType>({2, 140, 41, 53}, 10);
-    const auto im2col = run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true);
+    const auto im2col = run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true);
     for (const auto& [algo, m] : kWinograd<TestType>) {
-        const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, algo);
+        const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, 1, algo);
         const auto one = run_conv(conv, x, 1, &res, true);
         for (int threads : {2, 3}) {
             INFO("F(" << m << "x" << m << "), " << threads << " threads");
@@ -268,9 +285,10 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
 }
 
 TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width", "[layers]") {
-    const auto conv = [](int channels, int stride, int pad, int dilation, Algo<float> algo = Algo<float>::Auto) {
-        return resnet::Conv2d<float>(random_tensor<float>({channels, channels, 3, 3}, 11),
-                                     random_tensor<float>({channels}, 12), stride, pad, dilation, algo);
+    const auto conv = [](int channels, int stride, int pad, int dilation, Algo<float> algo = Algo<float>::Auto,
+                         int groups = 1) {
+        return resnet::Conv2d<float>(random_tensor<float>({channels, channels / groups, 3, 3}, 11),
+                                     random_tensor<float>({channels}, 12), stride, pad, dilation, groups, algo);
     };
     CHECK(conv(8, 1, 1, 1).algorithm() == Algo<float>::Auto);
     CHECK(conv(8, 1, 1, 1).winograd_tile() == 4);
@@ -281,12 +299,17 @@ TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width"
     CHECK(conv(8, 2, 1, 1).winograd_tile() == 0);  // stride 2
     CHECK(conv(8, 1, 2, 2).winograd_tile() == 0);  // dilation 2
     CHECK(conv(8, 1, 1, 1, Algo<float>::Im2col).winograd_tile() == 0);
+    CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).winograd_tile() == 0);  // grouped: im2col
+    CHECK_THROWS_WITH(conv(64, 1, 1, 1, Algo<float>::Winograd4x4, 2), Catch::Contains("groups 2"));
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 2, 3, 3}, 15), random_tensor<float>({8}, 16), 1,
+                                            1, 1, 3),
+                      Catch::Contains("groups 3") && Catch::Contains("8 output channels"));
     CHECK(conv(300, 1, 1, 1, Algo<float>::Winograd4x4).winograd_tile() == 4);
     CHECK(conv(8, 1, 1, 1, Algo<float>::Winograd2x2).winograd_tile() == 2);
     CHECK_THROWS_WITH(conv(8, 2, 1, 1, Algo<float>::Winograd4x4),
                       Catch::Contains("Winograd") && Catch::Contains("stride 2"));
     const auto b = random_tensor<float>({8}, 12);
-    CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 8, 1, 1}, 14), b, 1, 0, 1, Algo<float>::Winograd2x2),
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 8, 1, 1}, 14), b, 1, 0, 1, 1, Algo<float>::Winograd2x2),
                       Catch::Contains("1x1"));
     // Auto runs exactly the path it chose, and copies share the transformed
     // weights and compute the same.

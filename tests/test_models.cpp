@@ -35,6 +35,30 @@ void check_parity(const resnet::ResNet<T>& model, const std::string& name, const
     }
 }
 
+/// conv<i> of the torchvision block `block` (e.g. "layer2.0") from `file`
+/// with its BatchNorm folded, the weight given.
+resnet::Conv2d<float> folded_conv(resnet::SafeTensorsFile& file, const std::string& block, int i,
+                                  Tensor<float> weight, int stride, int groups) {
+    const std::string bn = block + ".bn" + std::to_string(i);
+    const int pad = int(weight.dim(2)) / 2;
+    return resnet::Conv2d<float>::fold_batchnorm(std::move(weight), file.read<float>(bn + ".weight"),
+                                                 file.read<float>(bn + ".bias"), file.read<float>(bn + ".running_mean"),
+                                                 file.read<float>(bn + ".running_var"), stride, pad, groups);
+}
+
+/// `model` with the first block of stage `s` rebuilt from `convs`.
+resnet::ResNet<float> with_first_block(const resnet::ResNet<float>& model, int s, std::vector<resnet::Conv2d<float>> convs) {
+    auto stages = model.stages();
+    stages[size_t(s)][0] = resnet::ResidualBlock<float>(std::move(convs), stages[size_t(s)][0].downsample());
+    return resnet::ResNet<float>(model.architecture(), model.stem(), stages, model.head(), {});
+}
+
+/// Whether `model`'s output `name` for input x0 of <fixture>.ref matches torchvision's.
+bool matches(const resnet::ResNet<float>& model, const std::string& fixture_name, const std::string& name) {
+    resnet::SafeTensorsFile ref(fixture(fixture_name + ".ref.safetensors"));
+    return close(model.features(ref.read<float>("x0"), name), ref.read<double>("x0." + name), kTolerance);
+}
+
 }  // namespace
 
 TEST_CASE("every architecture in the table matches torchvision", "[models]") {
@@ -107,27 +131,48 @@ TEST_CASE("intermediate outputs by torchvision module name", "[models]") {
 }
 
 TEST_CASE("the tests notice a stride on the wrong convolution", "[models]") {
-    // Rebuild resnet50 with layer2.0's stride moved from the 3×3 to the first
-    // 1×1 (torchvision v1 instead of v1.5); parity must then fail.
-    const auto model = resnet::load_model(fixture("resnet50.safetensors"));
-    auto stages = model.stages();
-    const auto& block = stages[1][0];
-    resnet::SafeTensorsFile file(fixture("resnet50.safetensors"));
-    std::vector<resnet::Conv2d<float>> convs;
-    for (int i = 1; i <= 3; ++i) {
-        const std::string bn = "layer2.0.bn" + std::to_string(i);
-        auto w = file.read<float>("layer2.0.conv" + std::to_string(i) + ".weight");
-        const int pad = int(w.dim(2)) / 2;
-        convs.push_back(resnet::Conv2d<float>::fold_batchnorm(
-            std::move(w), file.read<float>(bn + ".weight"), file.read<float>(bn + ".bias"),
-            file.read<float>(bn + ".running_mean"), file.read<float>(bn + ".running_var"), i == 1 ? 2 : 1, pad));
+    // Rebuild layer2.0 with its stride moved from the 3×3 to the first 1×1
+    // (torchvision v1 instead of v1.5); parity must then fail.
+    for (const char* name : {"resnet50", "resnext50_32x4d"}) {
+        SECTION(name) {
+            const auto model = resnet::load_model(fixture(std::string(name) + ".safetensors"));
+            resnet::SafeTensorsFile file(fixture(std::string(name) + ".safetensors"));
+            std::vector<resnet::Conv2d<float>> convs;
+            for (int i = 1; i <= 3; ++i)
+                convs.push_back(folded_conv(file, "layer2.0", i,
+                                            file.read<float>("layer2.0.conv" + std::to_string(i) + ".weight"),
+                                            i == 1 ? 2 : 1, i == 2 ? model.architecture().groups : 1));
+            CHECK(matches(model, name, "layer2"));
+            CHECK_FALSE(matches(with_first_block(model, 1, std::move(convs)), name, "layer2"));
+        }
     }
-    stages[1][0] = resnet::ResidualBlock<float>(convs, block.downsample());
-    const resnet::ResNet<float> wrong(model.architecture(), model.stem(), stages, model.head(), {});
-    resnet::SafeTensorsFile ref(fixture("resnet50.ref.safetensors"));
-    const auto x = ref.read<float>("x0");
-    CHECK(close(model.features(x, "layer2"), ref.read<double>("x0.layer2"), kTolerance));
-    CHECK_FALSE(close(wrong.features(x, "layer2"), ref.read<double>("x0.layer2"), kTolerance));
+}
+
+TEST_CASE("the tests notice groups ignored or the wrong input channels per group", "[models]") {
+    // layer1.0.conv2 of resnext50_32x4d as an ungrouped convolution whose
+    // weight is zero outside the block of input channels each group reads:
+    // group g's own (must pass), group 0's for every group (groups ignored:
+    // each output reads the first Cin/groups channels), or group g+1's.
+    const std::string name = "resnext50_32x4d";
+    const auto model = resnet::load_model(fixture(name + ".safetensors"));
+    REQUIRE(model.architecture().groups == 32);
+    resnet::SafeTensorsFile file(fixture(name + ".safetensors"));
+    const auto w = file.read<float>("layer1.0.conv2.weight");  // [128, 4, 3, 3]
+    const int64_t cout = w.dim(0), per_group = w.dim(1), groups = model.architecture().groups, k = w.dim(2);
+    const auto dense_with = [&](auto source_group) {
+        Tensor<float> dense({cout, cout, k, k});
+        for (int64_t o = 0; o < cout; ++o)
+            for (int64_t c = 0; c < per_group; ++c)
+                for (int64_t i = 0; i < k * k; ++i)
+                    dense[(o * cout + source_group(o / (cout / groups)) * per_group + c) * k * k + i] =
+                        w[(o * per_group + c) * k * k + i];
+        const auto& convs = model.stages()[0][0].convs();
+        return with_first_block(model, 0, {convs[0], folded_conv(file, "layer1.0", 2, dense, 1, 1), convs[2]});
+    };
+    CHECK(matches(model, name, "layer1"));
+    CHECK(matches(dense_with([](int64_t g) { return g; }), name, "layer1"));
+    CHECK_FALSE(matches(dense_with([](int64_t) { return int64_t(0); }), name, "layer1"));
+    CHECK_FALSE(matches(dense_with([&](int64_t g) { return (g + 1) % groups; }), name, "layer1"));
 }
 
 TEST_CASE("load errors name the file, the key and both shapes", "[models]") {
@@ -139,4 +184,27 @@ TEST_CASE("load errors name the file, the key and both shapes", "[models]") {
     wrong_arch.arch = "resnet34";
     CHECK_THROWS_WITH(resnet::load_model(fixture("resnet18.safetensors"), wrong_arch),
                       Catch::Contains("resnet34") && Catch::Contains("[3,4,6,3]") && Catch::Contains("[2,2,2,2]"));
+    wrong_arch.arch = "resnet50";
+    CHECK_THROWS_WITH(resnet::load_model(fixture("resnext50_32x4d.safetensors"), wrong_arch),
+                      Catch::Contains("resnet50") && Catch::Contains("1 groups x 64") &&
+                          Catch::Contains("32 groups x 4"));
+}
+
+TEST_CASE("ResNeXt: grouping inferred from the tensors, named from the table, random models", "[models]") {
+    resnet::LoadOptions by_name;
+    by_name.arch = "resnext101_64x4d";
+    const auto model = resnet::load_model(fixture("resnext101_64x4d.safetensors"), by_name);
+    CHECK(model.architecture().name == "resnext101_64x4d");
+    CHECK(model.architecture().groups == 64);
+    CHECK(model.architecture().width_per_group == 4);
+    CHECK(model.stages()[3][0].convs()[1].groups() == 64);
+    CHECK(model.stages()[3][0].convs()[1].in_channels() == 2048);
+    CHECK(model.metadata().at("arch") == "resnext101_64x4d");
+
+    const auto random = resnet::random_model("resnext50_32x4d");
+    CHECK(random.architecture().name == "resnext50_32x4d");
+    CHECK(random.metadata().at("arch") == "resnext50_32x4d");
+    CHECK(random.stages()[0][0].convs()[1].groups() == 32);
+    CHECK(random.stages()[0][0].convs()[1].out_channels() == 128);
+    CHECK(random.forward(Tensor<float>({1, 3, 40, 48})).shape() == resnet::Shape{1, 1000});
 }

@@ -35,10 +35,12 @@ bool close(const resnet::Tensor<A>& got, const resnet::Tensor<B>& ref, double re
 
 /// Direct-loop convolution: the oracle for the GEMM path. No im2col, no
 /// tiling; every output is a plain sum over (ci, ky, kx) in long double.
+/// w is [Cout, Cin/groups, k, k]: output channel o reads input channels
+/// [g·Cin/groups, (g+1)·Cin/groups) with g = o / (Cout/groups).
 template <class T>
 resnet::Tensor<T> naive_conv2d(const resnet::Tensor<T>& x, const resnet::Tensor<T>& w, const resnet::Tensor<T>& b,
-                               int stride, int pad, int dil) {
-    const int64_t n = x.dim(0), cin = x.dim(1), h = x.dim(2), wd = x.dim(3), cout = w.dim(0), k = w.dim(2);
+                               int stride, int pad, int dil, int groups = 1) {
+    const int64_t n = x.dim(0), h = x.dim(2), wd = x.dim(3), cout = w.dim(0), cin = w.dim(1), k = w.dim(2);
     const int64_t ho = (h + 2 * pad - dil * (k - 1) - 1) / stride + 1, wo = (wd + 2 * pad - dil * (k - 1) - 1) / stride + 1;
     resnet::Tensor<T> y({n, cout, ho, wo});
     for (int64_t i = 0; i < n; ++i)
@@ -46,12 +48,13 @@ resnet::Tensor<T> naive_conv2d(const resnet::Tensor<T>& x, const resnet::Tensor<
             for (int64_t oy = 0; oy < ho; ++oy)
                 for (int64_t ox = 0; ox < wo; ++ox) {
                     long double s = b[o];
+                    const int64_t c0 = o / (cout / groups) * cin;
                     for (int64_t c = 0; c < cin; ++c)
                         for (int64_t ky = 0; ky < k; ++ky)
                             for (int64_t kx = 0; kx < k; ++kx) {
                                 const int64_t iy = oy * stride - pad + ky * dil, ix = ox * stride - pad + kx * dil;
                                 if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-                                    s += (long double)x.at(i, c, iy, ix) * w.at(o, c, ky, kx);
+                                    s += (long double)x.at(i, c0 + c, iy, ix) * w.at(o, c, ky, kx);
                             }
                     y.at(i, o, oy, ox) = T(s);
                 }

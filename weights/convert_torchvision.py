@@ -40,9 +40,11 @@ except ImportError:
     sys.exit(2)
 
 ARCHES = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-          "wide_resnet50_2", "wide_resnet101_2"]
+          "wide_resnet50_2", "wide_resnet101_2",
+          "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d"]
 
-# (blocks per stage, bottleneck) -> architecture
+# (blocks per stage, bottleneck) -> architecture of plain width; infer_arch
+# derives the wide and ResNeXt names from layer1's bottleneck width and groups.
 LAYOUTS = {
     ((2, 2, 2, 2), False): "resnet18",
     ((3, 4, 6, 3), False): "resnet34",
@@ -102,11 +104,17 @@ def infer_arch(state_dict, arch=None):
         for s in range(1, 5))
     bottleneck = "layer1.0.conv3.weight" in state_dict
     arch = LAYOUTS.get((blocks, bottleneck))
-    if arch and bottleneck and state_dict["layer1.0.conv1.weight"].shape[0] == 128:
-        arch = f"wide_{arch}_2"
+    if arch and bottleneck:
+        # conv2 of a bottleneck is [width, width/groups, 3, 3]
+        width, per_group = state_dict["layer1.0.conv1.weight"].shape[0], state_dict["layer1.0.conv2.weight"].shape[1]
+        if width != per_group:
+            arch = f"resnext{arch[len('resnet'):]}_{width // per_group}x{per_group}d"
+        elif width == 128:
+            arch = f"wide_{arch}_2"
     if arch not in ARCHES:
         kind = "bottleneck" if bottleneck else "basic"
-        raise ValueError(f"unknown ResNet layout: blocks {list(blocks)} with {kind} blocks")
+        grouping = f" ({arch})" if arch else ""
+        raise ValueError(f"unknown ResNet layout: blocks {list(blocks)} with {kind} blocks{grouping}")
     return arch, num_classes
 
 
@@ -165,7 +173,7 @@ def load_pretrained(arch, weights_name):
              "or download the .pth and use --checkpoint FILE.pth")
     return state_dict_for_export(model), {
         "source": f"torchvision:{weights_name}",
-        "resize": "232" if weights_name == "IMAGENET1K_V2" else "256",
+        "resize": str(weights.transforms().resize_size[0]),
         "labels": json.dumps(weights.meta["categories"]),
     }
 

@@ -1,5 +1,6 @@
 #pragma once
-// The ResNet family as data: block type, blocks per stage and variant.
+// The ResNet family as data: block type, blocks per stage, variant and the
+// grouping of the bottlenecks' 3×3 convolutions.
 #include <array>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct Architecture {
     BlockKind block;
     std::array<int, 4> blocks_per_stage;
     Variant variant = Variant::V1_5;
+    /// Bottlenecks only: layer s's 3×3 has groups × (width_per_group << s)
+    /// channels in `groups` groups (ResNeXt); 1 × 64 is a plain ResNet.
+    int groups = 1;
+    int width_per_group = 64;
 
     /// Stride of block `i` of stage `s` (both from 0).
     int stride(int s, int i) const {
@@ -45,6 +50,9 @@ inline const std::vector<Architecture>& architectures() {
         {"resnet50", BlockKind::Bottleneck, {3, 4, 6, 3}},
         {"resnet101", BlockKind::Bottleneck, {3, 4, 23, 3}},
         {"resnet152", BlockKind::Bottleneck, {3, 8, 36, 3}},
+        {"resnext50_32x4d", BlockKind::Bottleneck, {3, 4, 6, 3}, Variant::V1_5, 32, 4},
+        {"resnext101_32x8d", BlockKind::Bottleneck, {3, 4, 23, 3}, Variant::V1_5, 32, 8},
+        {"resnext101_64x4d", BlockKind::Bottleneck, {3, 4, 23, 3}, Variant::V1_5, 64, 4},
         {"ResNet50", BlockKind::Bottleneck, {3, 4, 6, 3}, Variant::V1},
         {"ResNet101", BlockKind::Bottleneck, {3, 4, 23, 3}, Variant::V1},
         {"ResNet152", BlockKind::Bottleneck, {3, 8, 36, 3}, Variant::V1},
@@ -55,10 +63,16 @@ inline const std::vector<Architecture>& architectures() {
     return table;
 }
 
-/// The table's name for this block type, stage layout and variant, or "" if none.
-inline std::string architecture_name(BlockKind block, const std::array<int, 4>& stages, Variant variant) {
+/// Same block type, stage layout, variant and grouping (names aside).
+inline bool same_layout(const Architecture& a, const Architecture& b) {
+    return a.block == b.block && a.blocks_per_stage == b.blocks_per_stage && a.variant == b.variant &&
+           a.groups == b.groups && a.width_per_group == b.width_per_group;
+}
+
+/// The table's name for this layout, or "" if none.
+inline std::string architecture_name(const Architecture& layout) {
     for (const auto& a : architectures())
-        if (a.block == block && a.blocks_per_stage == stages && a.variant == variant) return a.name;
+        if (same_layout(a, layout)) return a.name;
     return "";
 }
 

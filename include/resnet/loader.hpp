@@ -27,7 +27,7 @@ inline std::string layout_str(const Architecture& a) {
     std::ostringstream s;
     const auto& b = a.blocks_per_stage;
     s << variant_name(a.variant) << ' ' << block_name(a.block) << " blocks [" << b[0] << ',' << b[1] << ',' << b[2]
-      << ',' << b[3] << ']';
+      << ',' << b[3] << "], " << a.groups << " groups x " << a.width_per_group << " channels";
     return s.str();
 }
 
@@ -86,7 +86,7 @@ private:
 /// Everything build_resnet() needs besides the tensors.
 struct ModelSpec {
     Architecture arch;
-    int64_t base_width = 64;  ///< bottleneck width of layer1 (128 for wide_resnet50_2)
+    int64_t base_width = 64;  ///< bottleneck width of layer1 (128 for wide_resnet50_2 and resnext50_32x4d)
     double bn_eps = 1e-5;     ///< BatchNorm epsilon (Keras ResNet: 1.001e-5, its older ResNet50: 1e-3)
     Pooling pooling = Pooling::Avg;
     std::vector<int64_t> dense_units;         ///< outputs of each Dense layer of the head, "fc" last
@@ -103,7 +103,9 @@ inline Variant infer_variant(const SafeTensorsFile& f) {
     f.fail("metadata 'variant': expected v1, v1.5 or v2, got '", it->second, "'");
 }
 
-/// Block type, blocks per stage and variant, from which keys exist.
+/// Block type, blocks per stage and variant, from which keys exist; for
+/// bottlenecks, groups and width from layer1.0's conv1 [width,…] and conv2
+/// [width, width/groups, 3, 3].
 inline Architecture infer_architecture(const SafeTensorsFile& f) {
     Architecture a{"", f.contains("layer1.0.conv3.weight") ? BlockKind::Bottleneck : BlockKind::Basic, {},
                    infer_variant(f)};
@@ -113,7 +115,15 @@ inline Architecture infer_architecture(const SafeTensorsFile& f) {
         if (i == 0) f.fail("missing tensor 'layer", s + 1, ".0.conv1.weight': no blocks found for layer", s + 1);
         a.blocks_per_stage[size_t(s)] = i;
     }
-    a.name = architecture_name(a.block, a.blocks_per_stage, a.variant);
+    if (a.block == BlockKind::Bottleneck && f.contains("layer1.0.conv2.weight")) {
+        const auto &w1 = f.entry("layer1.0.conv1.weight").shape, &w2 = f.entry("layer1.0.conv2.weight").shape;
+        if (w1.size() != 4 || w2.size() != 4 || w2[1] < 1 || w1[0] % w2[1] != 0)
+            f.fail("tensor 'layer1.0.conv2.weight': expected shape [width,width/groups,3,3] with width = ",
+                   w1.empty() ? 0 : w1[0], " from layer1.0.conv1.weight, got ", shape_str(w2));
+        a.groups = int(w1[0] / w2[1]);
+        a.width_per_group = int(w2[1]);
+    }
+    a.name = architecture_name(a);
     if (a.name.empty()) a.name = "custom";
     return a;
 }
@@ -123,7 +133,7 @@ inline void check_requested_arch(const SafeTensorsFile& f, const Architecture& f
     if (requested.empty()) return;
     for (const auto& a : architectures())
         if (a.name == requested) {
-            if (a.block != found.block || a.blocks_per_stage != found.blocks_per_stage || a.variant != found.variant)
+            if (!same_layout(a, found))
                 f.fail(origin, " arch '", requested, "' has ", layout_str(a), ", the file holds ", layout_str(found));
             return;
         }
@@ -195,14 +205,15 @@ ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string,
     };
     // A convolution with its bias, if any, and the BatchNorm `bn` after it folded in (none if "").
     const auto conv = [&](const std::string& name, const std::string& bn_name, int64_t cout, int64_t cin, int k,
-                          int stride) {
-        Tensor<T> w = src.take(name + ".weight", {cout, cin, k, k});
+                          int stride, int groups = 1) {
+        Tensor<T> w = src.take(name + ".weight", {cout, cin / groups, k, k});
         std::optional<Tensor<T>> b = src.take_optional(name + ".bias", {cout});
-        if (bn_name.empty()) return Conv2d<T>(std::move(w), b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2);
+        if (bn_name.empty())
+            return Conv2d<T>(std::move(w), b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2, 1, groups);
         return Conv2d<T>::fold_batchnorm(std::move(w), src.take(bn_name + ".weight", {cout}),
                                          src.take(bn_name + ".bias", {cout}), src.take(bn_name + ".running_mean", {cout}),
-                                         src.take(bn_name + ".running_var", {cout}), stride, k / 2, spec.bn_eps,
-                                         b ? &*b : nullptr);
+                                         src.take(bn_name + ".running_var", {cout}), stride, k / 2, groups,
+                                         spec.bn_eps, b ? &*b : nullptr);
     };
     Stem<T> stem{conv("conv1", v2 ? "" : "bn1", 64, 3, 7, 2), !v2, MaxPool2d{3, 2, 1, v2}};
     const bool bottleneck = arch.block == BlockKind::Bottleneck;
@@ -219,7 +230,7 @@ ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string,
             std::vector<Conv2d<T>> convs;
             if (bottleneck) {
                 convs.push_back(conv(p + "conv1", p + "bn1", width, channels, 1, first));
-                convs.push_back(conv(p + "conv2", p + "bn2", width, width, 3, mid));
+                convs.push_back(conv(p + "conv2", p + "bn2", width, width, 3, mid, arch.groups));
                 convs.push_back(conv(p + "conv3", last_bn, out, width, 1, 1));
             } else {
                 convs.push_back(conv(p + "conv1", p + "bn1", out, channels, 3, stride));

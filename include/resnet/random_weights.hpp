@@ -53,6 +53,7 @@ ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000,
             detail::RandomWeights<T> src(seed);
             detail::ModelSpec spec;
             spec.arch = arch;
+            spec.base_width = int64_t(arch.groups) * arch.width_per_group;
             spec.dense_units = {num_classes};
             spec.dense_activations = {Activation::Softmax};
             return detail::build_resnet<T>(spec, src, {{"arch", arch.name}, {"source", "random"}}, run);

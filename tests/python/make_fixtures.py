@@ -38,6 +38,10 @@ MODELS = {
     "resnet50_bf16": ("resnet50", 6, 1000, "bf16", SMALL),
     "resnet18_f16": ("resnet18", 7, 37, "f16", SMALL),
     "wide_resnet50_2": ("wide_resnet50_2", 8, 1000, "f32", [(1, 3, 96, 96)]),
+    "resnext50_32x4d": ("resnext50_32x4d", 9, 1000, "f32", FULL),
+    # 88M and 83M parameters: a smaller batch of 3 keeps them quick
+    "resnext101_32x8d": ("resnext101_32x8d", 10, 1000, "f32", [(3, 3, 99, 131)]),
+    "resnext101_64x4d": ("resnext101_64x4d", 11, 1000, "f32", [(3, 3, 99, 131)]),
 }
 # Models also run in float64 (model.double()) on a small input.
 DOUBLE = {"resnet18": (2, 3, 96, 112), "resnet50": (2, 3, 96, 112)}
@@ -88,16 +92,20 @@ def op_cases():
     g = torch.Generator().manual_seed(1234)
     rand = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     cases = {}
-    # (cin, cout, kernel, stride, pad, dilation, h, w)
-    convs = [(3, 8, 7, 2, 3, 1, 19, 23), (5, 6, 3, 1, 1, 1, 9, 8), (4, 7, 3, 2, 1, 1, 10, 11),
-             (6, 5, 1, 1, 0, 1, 7, 9), (6, 5, 1, 2, 0, 1, 7, 9), (3, 4, 3, 1, 2, 2, 12, 10),
-             (2, 3, 5, 3, 0, 1, 13, 13), (3, 4, 2, 1, 0, 1, 6, 7), (130, 140, 3, 1, 1, 1, 17, 18),
-             (4, 3, 3, 2, 1, 1, 1, 1)]
-    for i, (cin, cout, k, s, p, d, h, w) in enumerate(convs):
-        x, wt, b = rand(2, cin, h, w), rand(cout, cin, k, k), rand(cout)
+    # (cin, cout, kernel, stride, pad, dilation, h, w, groups); the grouped
+    # ones have 1, 2, 4 and 8 channels per group, as depthwise and ResNeXt layers
+    convs = [(3, 8, 7, 2, 3, 1, 19, 23, 1), (5, 6, 3, 1, 1, 1, 9, 8, 1), (4, 7, 3, 2, 1, 1, 10, 11, 1),
+             (6, 5, 1, 1, 0, 1, 7, 9, 1), (6, 5, 1, 2, 0, 1, 7, 9, 1), (3, 4, 3, 1, 2, 2, 12, 10, 1),
+             (2, 3, 5, 3, 0, 1, 13, 13, 1), (3, 4, 2, 1, 0, 1, 6, 7, 1), (130, 140, 3, 1, 1, 1, 17, 18, 1),
+             (4, 3, 3, 2, 1, 1, 1, 1, 1),
+             (8, 16, 3, 2, 1, 1, 9, 11, 2), (32, 32, 3, 1, 1, 1, 7, 9, 32), (128, 128, 3, 2, 1, 1, 11, 13, 32),
+             (256, 256, 3, 1, 1, 1, 9, 7, 32), (256, 512, 1, 2, 0, 1, 7, 9, 64), (512, 256, 3, 1, 1, 1, 5, 7, 64),
+             (64, 128, 1, 1, 0, 1, 4, 8, 64)]
+    for i, (cin, cout, k, s, p, d, h, w, groups) in enumerate(convs):
+        x, wt, b = rand(2, cin, h, w), rand(cout, cin // groups, k, k), rand(cout)
         cases.update({f"conv{i}.x": x, f"conv{i}.w": wt, f"conv{i}.b": b,
-                      f"conv{i}.params": torch.tensor([k, s, p, d], dtype=torch.float64),
-                      f"conv{i}.y": F.conv2d(x, wt, b, s, p, d)})
+                      f"conv{i}.params": torch.tensor([k, s, p, d, groups], dtype=torch.float64),
+                      f"conv{i}.y": F.conv2d(x, wt, b, s, p, d, groups)})
     for i, (cin, cout, k, s) in enumerate([(3, 8, 7, 2), (8, 16, 3, 1), (16, 32, 1, 2)]):
         bn = torch.nn.BatchNorm2d(cout).double().eval()
         with torch.no_grad():
