@@ -55,9 +55,9 @@ public:
     JpegDecompressor(const JpegDecompressor&) = delete;
     JpegDecompressor& operator=(const JpegDecompressor&) = delete;
 
-    /// Runs `calls` (libjpeg calls on cinfo); a libjpeg error throws
-    /// "<name>: corrupt JPEG (libjpeg: <message>)". longjmp skips destructors,
-    /// so nothing inside `calls` may own a resource or have a destructor.
+    /// Runs `calls` (libjpeg calls on cinfo); a libjpeg error throws "<name>:
+    /// corrupt or unsupported JPEG (libjpeg: <message>)". longjmp skips
+    /// destructors, so no object created inside `calls` may have one.
     template <class Calls>
     void guard(Calls calls) {
         if (setjmp(error_.jump) == 0) {
@@ -66,7 +66,7 @@ public:
         }
         char message[JMSG_LENGTH_MAX];
         (*cinfo.err->format_message)(reinterpret_cast<j_common_ptr>(&cinfo), message);
-        fail(name_, ": corrupt JPEG (libjpeg: ", message, ")");
+        fail(name_, ": corrupt or unsupported JPEG (libjpeg: ", message, ")");
     }
 
     [[noreturn]] void truncated(const char* where) const {
