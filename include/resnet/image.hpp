@@ -9,6 +9,7 @@
 // TGA, binary PNM (P5/P6). JPEG is decoded by libjpeg-turbo, the library PIL
 // uses, when the including program defines RESNET_WITH_LIBJPEG and links
 // libjpeg (CMake: link resnet::image, which does both); see detail/jpeg.hpp.
+// Every translation unit of a program must agree on the switch.
 // Otherwise JPEG, and always PNG, BMP, GIF and TGA, are decoded by stb_image
 // (Debian: libstb-dev); PNM here.
 // Conversion to RGB follows PIL 9.4:
