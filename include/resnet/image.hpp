@@ -4,22 +4,29 @@
 //   resnet::Image img = resnet::read_image("cat.jpg");
 //   resnet::Tensor<float> x = resnet::load_input("cat.jpg", resnet::Preprocess::from_metadata(model.metadata()));
 //
-// Formats: JPEG (baseline, progressive), PNG (1-16 bit gray, gray+alpha, RGB,
-// RGBA, palette), BMP, GIF (first frame), TGA, binary PNM (P5/P6). JPEG, PNG,
-// BMP, GIF and TGA are decoded by stb_image (Debian: libstb-dev); PNM here.
+// Formats: JPEG (baseline, progressive, arithmetic-coded with libjpeg), PNG
+// (1-16 bit gray, gray+alpha, RGB, RGBA, palette), BMP, GIF (first frame),
+// TGA, binary PNM (P5/P6). JPEG is decoded by libjpeg-turbo, the library PIL
+// uses, when the including program defines RESNET_WITH_LIBJPEG and links
+// libjpeg (CMake: link resnet::image, which does both); see detail/jpeg.hpp.
+// Every translation unit of a program must agree on the switch.
+// Otherwise JPEG, and always PNG, BMP, GIF and TGA, are decoded by stb_image
+// (Debian: libstb-dev); PNM here.
 // Conversion to RGB follows PIL 9.4:
 //  - alpha is dropped, not composited; gray is replicated; palettes expanded;
+//    CMYK JPEGs are converted with PIL's formula (detail/jpeg.hpp);
 //  - 16-bit PNG RGB, RGBA and gray+alpha keep each sample's high byte (PIL opens
 //    them as 8-bit modes); 16-bit gray opens as mode "I" and convert("RGB")
 //    clips it: min(v, 255);
 //  - PNM with maxval m: PIL rescales v to min(out, round(v/m·out)), out = 65535
 //    for 16-bit P5 (mode "I", then clipped to 255 as above), 255 otherwise;
 //  - EXIF orientation is not applied (PIL's open() does not apply it either).
-// Known differences from PIL: JPEG pixels differ by a few levels (stb_image's
-// IDCT, chroma upsampling and colour conversion round differently from
-// libjpeg's); transparent GIF pixels come out black (PIL: their palette colour);
-// BMP and TGA files cut short decode with the missing pixels black where PIL
-// raises (JPEG, PNG and PNM files cut short are refused).
+// Known differences from PIL: without RESNET_WITH_LIBJPEG, JPEG pixels differ
+// by a few levels (stb_image's IDCT, chroma upsampling and colour conversion
+// round differently from libjpeg's); transparent GIF pixels come out black
+// (PIL: their palette colour); BMP and TGA files cut short decode with the
+// missing pixels black where PIL raises (JPEG, PNG and PNM files cut short are
+// refused).
 //
 // Dimensions are read from the header first, and an image above
 // DecodeOptions::max_pixels is refused before any pixel memory is allocated.
@@ -35,7 +42,9 @@
 #endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+#ifndef RESNET_WITH_LIBJPEG
 #define STBI_ONLY_JPEG
+#endif
 #define STBI_ONLY_PNG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
@@ -61,6 +70,9 @@
 #include "npy.hpp"
 #include "preprocess.hpp"
 #include "tensor.hpp"
+#ifdef RESNET_WITH_LIBJPEG
+#include "detail/jpeg.hpp"
+#endif
 
 namespace resnet {
 
@@ -381,6 +393,12 @@ inline Image decode_image(const uint8_t* data, size_t size, const std::string& n
     if (sig && !sig->header)
         detail::fail(name, ": unsupported image format ", sig->format,
                      " (supported: JPEG, PNG, BMP, GIF, TGA, binary PNM)");
+#ifdef RESNET_WITH_LIBJPEG
+    if (sig && sig->header == detail::jpeg_header)
+        return detail::decode_jpeg(data, size, name, [&](int64_t width, int64_t height) {
+            detail::check_dimensions({"JPEG", width, height}, options, name);
+        });
+#endif
     const detail::ImageHeader header = (sig ? sig->header : detail::tga_header)(data, size, name);
     detail::check_dimensions(header, options, name);
     if (header.format == "PNM") return detail::decode_pnm(data, size, name);

@@ -2,7 +2,8 @@
 // Umbrella header: everything a user needs.
 //   auto model = resnet::load_model("resnet50.safetensors");
 //   resnet::Tensor<float> logits = model.forward(input);   // input N×3×H×W, normalized
-// Image decoding needs stb_image and is opt-in: #include <resnet/image.hpp>.
+// Image decoding is opt-in: #include <resnet/image.hpp> (needs stb_image and libjpeg;
+// CMake: link resnet::image).
 #include "architecture.hpp"
 #include "blocks.hpp"
 #include "classify.hpp"

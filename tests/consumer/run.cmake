@@ -1,5 +1,6 @@
 # Installs resnet into a scratch prefix, then configures, builds and runs a
-# tiny project that only does find_package(resnet).
+# tiny project that only does find_package(resnet): the core target, and
+# resnet::image on a JPEG.
 file(REMOVE_RECURSE ${WORK_DIR})
 include(${CMAKE_CURRENT_LIST_DIR}/../step.cmake)
 step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib-build -G ${GENERATOR}
@@ -9,3 +10,4 @@ step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK
      -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
 step(install_consumer ${CMAKE_COMMAND} --build ${WORK_DIR}/app-build)
 step(install_consumer ${WORK_DIR}/app-build/consumer)
+step(install_consumer ${WORK_DIR}/app-build/consumer_image ${SOURCE_DIR}/tests/fuzz/corpus/image/baseline_jpg)

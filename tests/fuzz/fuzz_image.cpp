@@ -1,6 +1,7 @@
-// libFuzzer target: arbitrary bytes as an image file, decoded and run
-// through the torchvision eval preprocessing, and as a .npy input. Every
-// outcome must be a tensor or a resnet::Error.
+// libFuzzer target: arbitrary bytes as an image file, decoded (JPEG through
+// libjpeg when linked with resnet::image, as here) and run through the
+// torchvision eval preprocessing, and as a .npy input. Every outcome must be
+// a tensor or a resnet::Error.
 #include <resnet/image.hpp>
 #include <resnet/resnet.hpp>
 

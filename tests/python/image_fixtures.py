@@ -9,7 +9,9 @@ PyTorch at test time:
   DIR/images/             test images in every supported format and mode: the
                           photos of examples/images re-encoded, and synthetic ones
                           (PIL writes them; variants PIL cannot write, such as
-                          16-bit RGB PNG, are assembled byte by byte), plus .npy inputs
+                          16-bit RGB PNG, are assembled byte by byte, JPEGs with
+                          restart markers or 4:4:0 chroma come from libjpeg-turbo's
+                          jpegtran and cjpeg), damaged JPEGs, plus .npy inputs
   DIR/images.ref.safetensors
     <case>.rgb            H×W×3: PIL's Image.open(file).convert("RGB") (float16: exact for 0..255)
     <case>.input          1×3×crop×crop: torchvision Resize(resize) → CenterCrop(crop)
@@ -17,7 +19,8 @@ PyTorch at test time:
     <case>.logits         1×1000: torchvision resnet50 with the fixture weights on .input
     resize<i>.in/.out     random images and PIL's img.resize((w, h), BILINEAR) of them
     npy.chw, npy.nchw     the values stored in images/good_chw.npy, images/good_nchw.npy
-  metadata "cases": JSON list of {name, file, kind ("exact" or "jpeg"), resize, crop, logits}
+  metadata "cases": JSON list of {name, file, resize, crop, logits}: every image PIL decodes
+           "refused": JSON list of {file, pil_error}: the damaged JPEGs PIL refuses
 A stamp file makes reruns free while this script, the photos and the model fixtures are unchanged.
 """
 import argparse
@@ -26,6 +29,7 @@ import io
 import json
 import pathlib
 import struct
+import subprocess
 import sys
 import zlib
 
@@ -102,7 +106,7 @@ def pil_bytes(image, fmt, **options):
 
 
 def lossless_images():
-    """name -> encoded bytes; PIL decodes each to exactly what stb_image should."""
+    """name -> encoded bytes in the formats stb_image decodes (PNG, BMP, GIF, TGA) and PNM."""
     rgb = Image.fromarray(synthetic(300, 200, 1))
     rng = np.random.default_rng(7)
     gray = rng.integers(0, 256, (120, 90), dtype=np.uint8)
@@ -137,18 +141,80 @@ def lossless_images():
     return images
 
 
+def jpegtran(data, *options):
+    """JPEG bytes transcoded losslessly by libjpeg-turbo's jpegtran (restart markers, arithmetic coding)."""
+    return subprocess.run(["jpegtran", *options], input=data, capture_output=True, check=True).stdout
+
+
+def cjpeg(image, *options):
+    """An RGB image encoded by libjpeg-turbo's cjpeg, for chroma samplings PIL cannot write."""
+    return subprocess.run(["cjpeg", *options], input=pil_bytes(image, "PPM"), capture_output=True, check=True).stdout
+
+
 def jpeg_images():
-    """name -> JPEG bytes written by PIL (libjpeg): baseline, progressive, chroma subsamplings, gray, odd size."""
+    """name -> JPEG bytes written by PIL (libjpeg) and libjpeg-turbo's tools: every coding (baseline,
+    progressive, arithmetic, restart markers), chroma sampling and colour space (gray, YCbCr, RGB, CMYK, YCCK)."""
     chelsea, coffee = (Image.open(PHOTOS / f).convert("RGB") for f in ("chelsea.png", "coffee.png"))
     odd = Image.fromarray(synthetic(301, 199, 5))
+    cmyk = Image.fromarray(np.concatenate([synthetic(203, 150, 6), synthetic(203, 150, 7)[..., :1]], axis=-1), "CMYK")
+    adobe_cmyk = pil_bytes(cmyk, "JPEG", quality=90)  # libjpeg writes CMYK with an Adobe marker, transform 0
+    at = adobe_cmyk.index(b"Adobe") + 11
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° to display; PIL's open() leaves the pixels as stored
+    baseline = pil_bytes(chelsea, "JPEG", quality=90)
     return {
-        "chelsea_baseline.jpg": pil_bytes(chelsea, "JPEG", quality=90),
+        "chelsea_baseline.jpg": baseline,
         "chelsea_progressive.jpg": pil_bytes(chelsea, "JPEG", quality=90, progressive=True),
+        "chelsea_optimized.jpg": pil_bytes(chelsea, "JPEG", quality=75, optimize=True),
         "coffee_444.jpg": pil_bytes(coffee, "JPEG", quality=95, subsampling=0),
         "coffee_422.jpg": pil_bytes(coffee, "JPEG", quality=85, subsampling=1),
+        "coffee_420.jpg": pil_bytes(coffee, "JPEG", quality=85, subsampling=2),
+        "coffee_progressive_444.jpg": pil_bytes(coffee, "JPEG", quality=90, subsampling=0, progressive=True),
         "chelsea_gray.jpg": pil_bytes(chelsea.convert("L"), "JPEG", quality=90),
-        "synthetic_301x199.jpg": pil_bytes(odd, "JPEG", quality=85),
+        "chelsea_gray_progressive.jpg": pil_bytes(chelsea.convert("L"), "JPEG", quality=90, progressive=True),
+        "chelsea_exif_rotated.jpg": pil_bytes(chelsea, "JPEG", quality=90, exif=exif.tobytes()),
+        "chelsea_restart_rows.jpg": jpegtran(baseline, "-restart", "1"),
+        "chelsea_restart_blocks.jpg": jpegtran(baseline, "-restart", "7B"),
+        "chelsea_progressive_restart.jpg": jpegtran(baseline, "-progressive", "-restart", "2"),
+        "chelsea_arithmetic.jpg": jpegtran(baseline, "-arithmetic"),
+        "synthetic_301x199_420.jpg": pil_bytes(odd, "JPEG", quality=85),
+        "synthetic_301x199_422.jpg": pil_bytes(odd, "JPEG", quality=85, subsampling=1),
+        "synthetic_301x199_440.jpg": cjpeg(odd, "-quality", "85", "-sample", "1x2"),
+        "synthetic_301x199_411.jpg": cjpeg(odd, "-quality", "85", "-sample", "4x1"),
+        "synthetic_301x199_rgb.jpg": cjpeg(odd, "-quality", "85", "-rgb"),  # stored as RGB, Adobe transform 0
+        "cmyk_adobe.jpg": adobe_cmyk,
+        "ycck_adobe.jpg": adobe_cmyk[:at] + b"\x02" + adobe_cmyk[at + 1:],  # same data declared YCCK (transform 2)
     }
+
+
+def damaged_jpegs(good):
+    """name -> JPEG bytes damaged as real files get damaged: cut short, junk between segments, an end
+    marker in the middle of the scan data, garbled scan data, a bogus Huffman table."""
+    baseline, progressive = good["chelsea_baseline.jpg"], good["chelsea_progressive.jpg"]
+    middle, dht = len(baseline) // 2, baseline.index(b"\xff\xc4")
+    garbled, huffman = bytearray(baseline), bytearray(baseline)
+    garbled[middle:middle + 64] = np.random.default_rng(5).integers(0, 255, 64, np.uint8).tobytes()  # no 0xFF
+    huffman[dht + 5:dht + 21] = b"\xff" * 16  # 16 x 255 codes, at most 256 exist
+    damaged = {f"damaged_{kind}_cut_{n}.jpg": data[:n]
+               for kind, data in (("baseline", baseline), ("progressive", progressive))
+               for n in (20, 400, len(data) // 2, len(data) - 2)}
+    damaged.update({
+        "damaged_baseline_junk_before_eoi.jpg": baseline[:-2] + b"\x00\x01\x02junk" + baseline[-2:],
+        "damaged_baseline_early_eoi.jpg": baseline[:len(baseline) // 2] + b"\xff\xd9",
+        "damaged_progressive_early_eoi.jpg": progressive[:len(progressive) // 2] + b"\xff\xd9",
+        "damaged_baseline_garbled.jpg": bytes(garbled),
+        "damaged_baseline_huffman.jpg": bytes(huffman),
+    })
+    return damaged
+
+
+def pil_error(path):
+    """PIL's error on Image.open(path).convert("RGB"), None if it decodes the file."""
+    try:
+        Image.open(path).convert("RGB")
+    except Exception as e:  # noqa: BLE001 - any refusal counts, whatever PIL raises
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
 def transform(resize, crop):
@@ -185,20 +251,24 @@ def main():
 
     image_dir = args.out / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
-    cases = []  # (name, path, kind, resize, crop, logits)
-    for kind, images in (("exact", lossless_images()), ("jpeg", jpeg_images())):
-        for name, data in images.items():
-            (image_dir / name).write_bytes(data)
-            cases.append((name, image_dir / name, kind, 256, 224, kind == "jpeg"))
-    cases += [("chelsea.png", PHOTOS / "chelsea.png", "exact", 256, 224, True),
-              ("coffee.png", PHOTOS / "coffee.png", "exact", 256, 224, True),
-              ("chelsea.png@v2", PHOTOS / "chelsea.png", "exact", 232, 224, False),   # IMAGENET1K_V2 preset
-              ("coffee.png@pad", PHOTOS / "coffee.png", "exact", 200, 224, False),    # crop > resized height
-              ("rgb_640x480.png@crop300", image_dir / "rgb_640x480.png", "exact", 256, 300, False)]
+    jpegs = jpeg_images()
+    cases, refused = [], []  # (name, path, resize, crop, logits); damaged files PIL refuses
+    for name, data in {**lossless_images(), **jpegs, **damaged_jpegs(jpegs)}.items():
+        (image_dir / name).write_bytes(data)
+        error = pil_error(image_dir / name) if name.startswith("damaged_") else None
+        if error:
+            refused.append({"file": str(image_dir / name), "pil_error": error})
+        else:
+            cases.append((name, image_dir / name, 256, 224, name in jpegs))
+    cases += [("chelsea.png", PHOTOS / "chelsea.png", 256, 224, True),
+              ("coffee.png", PHOTOS / "coffee.png", 256, 224, True),
+              ("chelsea.png@v2", PHOTOS / "chelsea.png", 232, 224, False),   # IMAGENET1K_V2 preset
+              ("coffee.png@pad", PHOTOS / "coffee.png", 200, 224, False),    # crop > resized height
+              ("rgb_640x480.png@crop300", image_dir / "rgb_640x480.png", 256, 300, False)]
 
     model = load_converted(weights, "resnet50", 1000)
     refs, manifest = {}, []
-    for name, path, kind, resize, crop, logits in cases:
+    for name, path, resize, crop, logits in cases:
         image = Image.open(path).convert("RGB")
         x = transform(resize, crop)(image).unsqueeze(0)
         refs[f"{name}.rgb"] = np.asarray(image, dtype=np.float16)
@@ -206,17 +276,18 @@ def main():
         if logits:
             with torch.inference_mode():
                 refs[f"{name}.logits"] = model(x)
-        manifest.append({"name": name, "file": str(path), "kind": kind, "resize": resize, "crop": crop,
-                         "logits": logits})
+        manifest.append({"name": name, "file": str(path), "resize": resize, "crop": crop, "logits": logits})
     rng = np.random.default_rng(3)
     for i, (w, h, ow, oh) in enumerate(RESIZES):
         src = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         refs[f"resize{i}.in"] = src.astype(np.float16)
         refs[f"resize{i}.out"] = np.asarray(Image.fromarray(src).resize((ow, oh), Image.BILINEAR), dtype=np.float16)
     write_npy_inputs(image_dir, refs)
-    ct.write_safetensors(args.out / "images.ref.safetensors", refs, {"cases": json.dumps(manifest)}, dtype=None)
+    ct.write_safetensors(args.out / "images.ref.safetensors", refs,
+                         {"cases": json.dumps(manifest), "refused": json.dumps(refused)}, dtype=None)
     stamp.write_text(digest)
-    print(f"image fixtures written to {args.out}: {len(cases)} images, {len(RESIZES)} resizes")
+    print(f"image fixtures written to {args.out}: {len(cases)} images, {len(refused)} damaged JPEGs PIL refuses, "
+          f"{len(RESIZES)} resizes")
 
 
 if __name__ == "__main__":
