@@ -275,7 +275,7 @@ private:
             if (last == s) return;
         }
         T* features = ctx.pooled + int64_t(img) * c;
-        GlobalPool{head_.pooling == Pooling::Max ? Pooling::Max : Pooling::Avg}.forward(x, c, int64_t(h) * w, features, ctx.pool);
+        GlobalPool{head_.pooling}.forward(x, c, int64_t(h) * w, features, ctx.pool);
         if (want(kPool)) store(out, kPool, {n, c, 1, 1}, img, features);
     }
 

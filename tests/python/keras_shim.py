@@ -330,13 +330,14 @@ def randomize(model, seed):
     branch scaled down as trained networks have it, so that deep nets stay in
     range."""
     rng = np.random.default_rng(seed)
+    v2 = any(layer.name == "post_bn" for layer in model.layers)
     for layer in model.layers:
         tail = layer.name.endswith("_3_bn") or layer.name.endswith("branch2c")
         new = []
         for var, a in layer.weights:
             if var == "kernel":
                 fan_in = int(np.prod(a.shape[:-1]))
-                scale = 0.2 if layer.name.endswith("_3_conv") and "post_bn" in [m.name for m in model.layers] else 1
+                scale = 0.2 if v2 and layer.name.endswith("_3_conv") else 1
                 v = rng.normal(0, scale * np.sqrt(2.0 / fan_in), a.shape)
             elif var == "bias":
                 v = rng.normal(0, 0.05, a.shape)
