@@ -24,7 +24,9 @@ head. --json prints one JSON object per line instead:
 --logits-out writes the logits (the last Dense layer's values before its
 activation) of every image classified, in input order, as an N x num_classes
 float32 .npy. An input that cannot be read gets one line on stderr, the others
-are still classified, and the exit status is 1.
+are still classified, and the exit status is 1. --threads defaults to the CPUs
+this process may use (affinity mask, cgroup quota); the first stderr line says
+how many threads run.
 )";
 
 /// One image's top classes, as text lines or as one JSON line.
@@ -47,7 +49,7 @@ void report(const std::string& name, const std::vector<resnet::Prediction>& top,
 }
 
 int classify(const cli::Args& args) {
-    const auto model = cli::load_model(args);
+    const auto model = cli::load_model("classify", args);
     if (model.num_classes() == 0)
         resnet::detail::fail(args.text("--weights", ""), ": a feature extractor without a classifier head "
                              "(use extract_features)");

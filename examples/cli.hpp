@@ -64,11 +64,13 @@ inline Args parse(int argc, char** argv, const std::set<std::string>& valued, co
     return a;
 }
 
-/// The model in --weights, running on --threads threads (default: all cores).
-inline resnet::ResNet<float> load_model(const Args& args) {
+/// The model in --weights, running on --threads threads (default 0: the
+/// CPUs this process may use). Says on stderr how many threads it uses.
+inline resnet::ResNet<float> load_model(const char* program, const Args& args) {
     if (!args.options.count("--weights")) resnet::detail::fail("--weights FILE is required");
     auto model = resnet::load_model<float>(args.options.at("--weights"));
     model.set_threads(args.integer("--threads", 0, 0, 1024));
+    std::cerr << program << ": " << model.threads() << (model.threads() == 1 ? " thread\n" : " threads\n");
     return model;
 }
 

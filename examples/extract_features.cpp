@@ -19,13 +19,14 @@ Writes the features of every image read, in input order, as one float32 .npy:
 N x C for avgpool (the default; C = 2048 for resnet50), N x C x h x w for
 layer1..layer4 (all inputs must then give the same h x w). An input that cannot
 be read gets one line on stderr, the others are still written, and the exit
-status is 1.
+status is 1. --threads defaults to the CPUs this process may use (affinity mask,
+cgroup quota); the first stderr line says how many threads run.
 )";
 
 int extract(const cli::Args& args) {
     const std::string layer = args.text("--layer", "avgpool"), out = args.text("--out", "");
     if (out.empty()) resnet::detail::fail("--out FEATURES.npy is required");
-    const auto model = cli::load_model(args);
+    const auto model = cli::load_model("extract_features", args);
     const int index = model.output_index(layer);
     if (index == 5) resnet::detail::fail("--layer ", layer, ": expected avgpool, layer1, layer2, layer3 or layer4");
     const auto pre = cli::preprocessing(model, args);

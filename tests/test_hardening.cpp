@@ -1,10 +1,17 @@
-// Malformed weight files, concurrency, resource limits, determinism.
+// Malformed weight files, concurrency (the thread pool itself too), resource
+// limits, the CPU budget, determinism.
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <thread>
 
 #include "test_util.hpp"
@@ -171,4 +178,140 @@ TEST_CASE("the same input gives the same bits across calls and models", "[harden
     const auto first = a.forward(x);
     CHECK(max_abs_diff(a.forward(x), first) == 0.0);
     CHECK(max_abs_diff(b.forward(x), first) == 0.0);
+}
+
+namespace {
+
+/// Runs `steps` parallel_for calls of 0..max_count items on `pool`. Each step's
+/// state lives on the heap and is freed as soon as parallel_for returns, so a
+/// worker touching it later is a use-after-free under ASan; besides, every
+/// item checks that its step is the open one and counts its own runs.
+void stress_pool(resnet::detail::ThreadPool& pool, int steps, int max_count, std::atomic<int>& errors) {
+    std::atomic<int> open_step{-1};
+    for (int s = 0; s < steps; ++s) {
+        const int64_t count = (s * 7919) % (max_count + 1);
+        auto hits = std::make_unique<std::vector<std::atomic<int>>>(size_t(count));
+        open_step = s;
+        pool.parallel_for(count, [&, s](int64_t i) {
+            if (open_step.load() != s) ++errors;
+            if ((s + i) % 5 == 0) std::this_thread::yield();  // let the OS interleave differently
+            ++(*hits)[size_t(i)];
+        });
+        open_step = -1;
+        for (const auto& h : *hits) errors += h.load() != 1;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("thread pool: every item runs once, inside its own step, however threads and items compare",
+          "[hardening][pool]") {
+    for (int threads : {2, 3, 8}) {  // 8 threads on fewer cores: workers are often descheduled
+        INFO(threads << " threads");
+        resnet::detail::ThreadPool pool(threads);
+        CHECK(pool.threads() == threads);
+        std::atomic<int> errors{0};
+        stress_pool(pool, 3000, 2 * threads + 3, errors);  // counts from 0 to above the thread count
+        stress_pool(pool, 200, 300, errors);
+        CHECK(errors == 0);
+    }
+}
+
+TEST_CASE("thread pool: an item's exception reaches the caller, the others still run, the pool stays usable",
+          "[hardening][pool]") {
+    resnet::detail::ThreadPool pool(3);
+    for (int round = 0; round < 200; ++round) {
+        const int64_t count = 1 + round % 17;
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
+        const auto step = [&](int64_t i) {
+            ++hits[size_t(i)];
+            if (i % 4 == round % 4) throw std::runtime_error("item " + std::to_string(i));
+        };
+        if (count > round % 4) {
+            CHECK_THROWS_WITH(pool.parallel_for(count, step), Catch::StartsWith("item "));
+        } else {
+            CHECK_NOTHROW(pool.parallel_for(count, step));
+        }
+        for (const auto& h : hits) CHECK(h.load() == 1);
+    }
+    std::atomic<int> errors{0};
+    stress_pool(pool, 100, 20, errors);
+    CHECK(errors == 0);
+}
+
+TEST_CASE("thread pool: pools built and destroyed in a loop, idle or right after a step", "[hardening][pool]") {
+    std::atomic<int> errors{0};
+    for (int i = 0; i < 300; ++i) {
+        resnet::detail::ThreadPool pool(1 + i % 6);
+        if (i % 3) stress_pool(pool, i % 3, 9, errors);
+    }
+    CHECK(errors == 0);
+}
+
+TEST_CASE("CPU quotas in cgroup files parse as the kernel writes them; anything else is ignored", "[hardening]") {
+    using namespace resnet::detail;
+    CHECK(cgroup_v2_cpus("max 100000") == 0);
+    CHECK(cgroup_v2_cpus("150000 100000") == 2);  // rounded up
+    CHECK(cgroup_v2_cpus("200000 100000\n") == 2);
+    CHECK(cgroup_v2_cpus("5000 100000") == 1);
+    for (const char* garbage : {"", "max", "150000", "150000 100000 3", "1.5 1", "-100000 100000", "100000 0",
+                                "x100000 100000", "100000 100000x"})
+        CHECK(cgroup_v2_cpus(garbage) == 0);
+    CHECK(cgroup_v1_cpus("-1", "100000") == 0);  // no quota
+    CHECK(cgroup_v1_cpus("250000", "100000") == 3);
+    CHECK(cgroup_v1_cpus("100000", "100000") == 1);
+    for (const auto& [quota, period] : std::vector<std::pair<std::string, std::string>>{
+             {"", "100000"}, {"100000", ""}, {"abc", "100000"}, {"100000", "0"}, {"1e5", "100000"}})
+        CHECK(cgroup_v1_cpus(quota, period) == 0);
+}
+
+TEST_CASE("the cgroup CPU limit is the smallest quota from the process's cgroup up to the root", "[hardening]") {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::temp_directory_path() / ("resnet_cgroup_" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    const auto put = [&](const std::string& file, const std::string& text) {
+        fs::create_directories((root / file).parent_path());
+        std::ofstream(root / file) << text << '\n';
+    };
+    const std::string r = root.string();
+    put("cpu.max", "max 100000");
+    put("a/cpu.max", "300000 100000");
+    put("a/b/cpu.max", "not a quota");
+    CHECK(resnet::detail::cgroup_cpus(r, "0::/a/b\n") == 3);
+    CHECK(resnet::detail::cgroup_cpus(r, "0::/a/b/not/mounted\n") == 3);  // missing levels are skipped
+    CHECK(resnet::detail::cgroup_cpus(r, "0::/\n") == 0);
+    put("cpu.max", "150000 100000");  // a tighter ancestor wins
+    CHECK(resnet::detail::cgroup_cpus(r, "0::/a/b\n") == 2);
+    put("cpu,cpuacct/job/cpu.cfs_quota_us", "50000");
+    put("cpu,cpuacct/job/cpu.cfs_period_us", "100000");
+    put("cpu,cpuacct/cpu.cfs_quota_us", "-1");
+    put("cpu,cpuacct/cpu.cfs_period_us", "100000");
+    CHECK(resnet::detail::cgroup_cpus(r, "4:memory:/job\n3:cpu,cpuacct:/job\n") == 1);
+    CHECK(resnet::detail::cgroup_cpus(r, "3:cpu,cpuacct:/job\n0::/a\n") == 1);  // v1 and v2: the smaller
+    CHECK(resnet::detail::cgroup_cpus(r, "4:memory:/job\n") == 0);             // no cpu controller
+    CHECK(resnet::detail::cgroup_cpus(r, "garbage\n\n::\n0::a\n") == 0);
+    fs::remove_all(root);
+}
+
+TEST_CASE("the default thread count follows this thread's affinity mask", "[hardening]") {
+    cpu_set_t saved, one;
+    REQUIRE(sched_getaffinity(0, sizeof saved, &saved) == 0);
+    const int allowed = CPU_COUNT(&saved);
+    const auto model = resnet::random_model<float>("resnet18", 10);
+    CHECK(model.threads() == resnet::detail::cpu_budget());
+    CHECK(resnet::detail::cpu_budget() <= allowed);
+    int first = 0;
+    while (!CPU_ISSET(first, &saved)) ++first;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+    const int pinned = model.threads();
+    sched_setaffinity(0, sizeof saved, &saved);
+    CHECK(pinned == 1);
+}
+
+// Run by ctest `cpu_budget_taskset` under `taskset -c CPU`: a whole process
+// started on one CPU defaults to one thread.
+TEST_CASE("under taskset -c CPU the default is one thread", "[.taskset]") {
+    CHECK(resnet::random_model<float>("resnet18", 10).threads() == 1);
 }

@@ -5,12 +5,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "architecture.hpp"
 #include "blocks.hpp"
+#include "detail/cpu_budget.hpp"
 #include "layers/activation.hpp"
 #include "layers/linear.hpp"
 #include "layers/pool.hpp"
@@ -28,7 +28,8 @@ inline const std::vector<std::string>& output_names() {
 
 struct RunOptions {
     /// Threads one forward() call uses (the caller's thread included).
-    /// 0 = std::thread::hardware_concurrency().
+    /// 0 = the CPUs this process may use: detail::cpu_budget() (affinity
+    /// mask and cgroup quota, not the host's hardware_concurrency()).
     int threads = 0;
     /// forward() refuses inputs whose activations and scratch would exceed this.
     int64_t max_workspace_bytes = int64_t(8) << 30;
@@ -85,7 +86,7 @@ public:
     Activation head_activation() const { return head_.dense.empty() ? Activation::Linear : head_.dense.back().activation; }
 
     int threads() const {
-        return options_.threads > 0 ? options_.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+        return options_.threads > 0 ? options_.threads : detail::cpu_budget();
     }
     /// Not to be called while another thread is inside forward().
     void set_threads(int threads) {
