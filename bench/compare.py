@@ -56,7 +56,7 @@ def require_torch():
     if importlib.util.find_spec("torch") and importlib.util.find_spec("torchvision"):
         return
     if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and os.access(SYSTEM_PYTHON, os.X_OK):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(sys.argv[0]), *sys.argv[1:]])  # the running script
     fail(f"{sys.executable} cannot import torch and torchvision "
          "(on Debian: apt-get install python3-torch python3-torchvision, then run with /usr/bin/python3)")
 
