@@ -4,15 +4,15 @@
 // (see model.hpp), so `threads = 1` really means one core and concurrent
 // callers never share workers.
 //
-// Protocol. One atomic word holds the step's generation (high 32 bits) and
-// its next unclaimed item (low 32 bits). A thread owns item i of step g only
-// by moving the word from (g, i) to (g, i + 1) with a compare-exchange, and
-// only while i < the step's count. So a worker that wakes late, after its
-// step ended, sees another generation or an exhausted index and claims
-// nothing: it never runs an item of a finished step and never reads the
-// caller's functor. The caller returns once every item is *done* (`done_`
-// reaches the count), not once every worker has checked in, so a worker the
-// OS descheduled costs at most the item it holds, not the step.
+// Protocol. Items are numbered globally: step k covers [begin, end) right
+// after step k - 1's, and `next_` (the next unclaimed item) and `done_` (items
+// finished) only grow. A thread owns item n only by moving next_ from n to
+// n + 1 with a compare-exchange while n < end_. So a worker that wakes late,
+// after its step ended, finds next_ == end_ and claims nothing: it never runs
+// an item of a finished step and never reads the caller's functor. The caller
+// opens a step by one store to end_ (after job_ and begin_), and returns once
+// done_ reaches end_, every item *finished*, not once every worker has checked
+// in: a worker the OS descheduled costs at most the item it holds.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,42 +49,33 @@ public:
     /// still runs and the first exception is rethrown here.
     template <class F>
     void parallel_for(int64_t count, const F& fn) {
+        if (count <= 0) return;
         if (workers_.empty() || count == 1) {
             for (int64_t i = 0; i < count; ++i) fn(i);
             return;
         }
-        for (int64_t base = 0; base < count; base += kMaxItems)
-            step(std::min(kMaxItems, count - base), [&](int64_t i) { fn(base + i); });
-    }
-
-private:
-    static constexpr int64_t kMaxItems = int64_t(1) << 31;  // an index up to the count fits the low 32 bits
-    static constexpr uint64_t kIndexMask = (uint64_t(1) << 32) - 1;
-
-    template <class F>
-    void step(int64_t count, const F& fn) {
-        uint64_t generation = 0;
+        int64_t end = 0;
         {
             std::lock_guard<std::mutex> lock(mu_);
             // A plain pointer + trampoline instead of std::function: no heap
             // allocation per call, so a warm forward() allocates nothing here.
             job_ = &fn;
             run_ = [](const void* f, int64_t i) { (*static_cast<const F*>(f))(i); };
-            count_.store(count);
-            done_.store(0);
+            begin_ = end_.load();
             error_ = nullptr;
-            generation = (state_.load() >> 32) + 1;
-            state_.store(generation << 32);
+            end = begin_ + count;
+            end_.store(end);
         }
         wake_.notify_all();
-        run_items(generation);
-        if (!wait_briefly([&] { return done_.load() == count; })) {
+        run_items();
+        if (!wait_briefly([&] { return done_.load() == end; })) {
             std::unique_lock<std::mutex> lock(mu_);
-            finished_.wait(lock, [&] { return done_.load() == count; });
+            finished_.wait(lock, [&] { return done_.load() == end; });
         }
         if (error_) std::rethrow_exception(error_);
     }
 
+private:
     /// Spins for `ready` up to kSpin, then gives up (the caller then blocks).
     /// A forward() issues ~100 parallel_for calls, most under a millisecond
     /// apart; blocking on the condition variables between them cost each a
@@ -111,39 +102,37 @@ private:
 #endif
     }
 
-    /// Claims and runs items of step `generation` until none is left.
-    void run_items(uint64_t generation) {
-        for (uint64_t s = state_.load();;) {
-            // count_ is read before the claim: a successful exchange proves
-            // that step `generation` was still open, so count_ was its count.
-            const int64_t count = count_.load();
-            if (s >> 32 != generation || int64_t(s & kIndexMask) >= count) return;
-            if (!state_.compare_exchange_weak(s, s + 1)) continue;
+    /// Claims and runs items of the open step until none is left.
+    void run_items() {
+        for (int64_t n = next_.load();;) {
+            // end_ is read after next_: if the exchange succeeds, n's step
+            // was still unfinished, so end, job_ and begin_ were n's step's.
+            const int64_t end = end_.load();
+            if (n >= end) return;
+            if (!next_.compare_exchange_weak(n, n + 1)) continue;
             try {
-                run_(job_, int64_t(s & kIndexMask));
+                run_(job_, n - begin_);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(mu_);
                 if (!error_) error_ = std::current_exception();
             }
-            if (done_.fetch_add(1) + 1 == count) {
+            if (done_.fetch_add(1) + 1 == end) {
                 std::lock_guard<std::mutex> lock(mu_);
                 finished_.notify_one();
             }
-            s = state_.load();
+            n = next_.load();
         }
     }
 
     void work_loop() {
-        uint64_t seen = 0;
-        const auto fresh = [&] { return state_.load() >> 32 != seen; };
+        const auto open = [this] { return next_.load() < end_.load(); };
         for (;;) {
-            if (!wait_briefly(fresh)) {
+            if (!wait_briefly(open)) {
                 std::unique_lock<std::mutex> lock(mu_);
-                wake_.wait(lock, [&] { return stop_ || fresh(); });
+                wake_.wait(lock, [&] { return stop_ || open(); });
                 if (stop_) return;
             }
-            seen = state_.load() >> 32;
-            run_items(seen);
+            run_items();
         }
     }
 
@@ -152,8 +141,8 @@ private:
     std::condition_variable wake_, finished_;
     const void* job_ = nullptr;
     void (*run_)(const void*, int64_t) = nullptr;
-    std::atomic<uint64_t> state_{0};  // generation << 32 | next item
-    std::atomic<int64_t> count_{0}, done_{0};
+    int64_t begin_ = 0;                          // the open step's first item
+    std::atomic<int64_t> next_{0}, end_{0}, done_{0};  // items claimed, published, finished: only grow
     bool stop_ = false;
     std::exception_ptr error_;
 };
