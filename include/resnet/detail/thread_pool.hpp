@@ -79,11 +79,13 @@ private:
     /// Spins for `ready` up to kSpin, then gives up (the caller then blocks).
     /// A forward() issues ~100 parallel_for calls, most under a millisecond
     /// apart; blocking on the condition variables between them cost each a
-    /// futex wake-up and, in a VM, a halted vCPU's resume. ResNet-50, 2
-    /// threads, medians of 8 interleaved runs: 77.5 → 73 ms (best runs 62 →
-    /// 58 ms). Bounded by time, not by a count of pauses: one pause took 15 ns
-    /// on one Xeon and 3 ns elsewhere. A waiter on a busy machine must not
-    /// keep the core that the thread it waits for needs.
+    /// futex wake-up and, in a VM, a halted vCPU's resume (ResNet-50, 2
+    /// threads, 8 interleaved runs: 77.5 → 73 ms with a spin). Bounded by
+    /// time, not by a count of pauses: 20000 pauses, once ~70 µs, took
+    /// 300–340 µs on the Xeon of README's Models table, and a waiter must not
+    /// hold the core that the thread it waits for needs on a busy machine.
+    /// 100 µs: bench/contention.py's figures in README (4 threads on 2 cores
+    /// 1.03× the 2-thread time, before 1.5×), not tuned against other bounds.
     template <class Ready>
     static bool wait_briefly(const Ready& ready) {
         constexpr auto kSpin = std::chrono::microseconds(100);
