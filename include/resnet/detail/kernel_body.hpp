@@ -30,10 +30,14 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
             for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, x[v], acc[r][v]);
         }
     }
-    for (int r = 0; r < t.rows; ++r) {
-        T* dst = t.c + r * t.ldc;
-        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
-        if (t.cols == NV * L) {
+    if (t.cols == NV * L) {
+        // Unrolled, so that acc stays in registers (indexed by constants)
+        // instead of being spilled for a loop over a run-time row count.
+        RESNET_UNROLL_ALL
+        for (int r = 0; r < R; ++r) {
+            if (r == t.rows) break;
+            T* dst = t.c + r * t.ldc;
+            const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
             for (int v = 0; v < NV; ++v) {
                 X y = acc[r][v];
                 if (t.accumulate) y = V::add(V::load(dst + v * L), y);
@@ -42,12 +46,17 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
                 if (t.relu) y = V::max(y, V::zero());
                 V::store(dst + v * L, y);
             }
-            continue;
         }
-        alignas(64) T row[NV * L];
-        for (int v = 0; v < NV; ++v) V::store(row + v * L, acc[r][v]);
+        return;
+    }
+    alignas(64) T tile[R][NV * L];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) V::store(tile[r] + v * L, acc[r][v]);
+    for (int r = 0; r < t.rows; ++r) {
+        T* dst = t.c + r * t.ldc;
+        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
         for (int j = 0; j < t.cols; ++j) {
-            T y = row[j];
+            T y = tile[r][j];
             if (t.accumulate) y = dst[j] + y;
             if (t.bias) y += t.bias[r];
             if (res) y += res[j];

@@ -19,8 +19,10 @@
 // store, a 128→512 1×1 layer at 28×28 went from 1.15 to 1.43 ms.
 #if defined(__GNUC__)
 #define RESNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#define RESNET_UNROLL_ALL _Pragma("GCC unroll 32")
 #else
 #define RESNET_ALWAYS_INLINE inline
+#define RESNET_UNROLL_ALL
 #endif
 
 namespace resnet::detail {
