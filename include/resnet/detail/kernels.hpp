@@ -133,6 +133,11 @@ struct Kernels {
 ///   portable, sse2, avx2: 6 × 2 vectors, 12 accumulators of 16 registers.
 ///   avx512: 12 × 2 vectors of 16 floats, 24 accumulators of 32 registers
 ///     (ONNX Runtime's MLAS SGEMM uses the same 12 × 32 tile).
+/// Measured on 13 ResNet-50 layer shapes at 224² (stem, the 1×1s, the
+/// Winograd 3×3s, layer4's im2col 3×3), 1 thread, best of 40 calls each, one
+/// default-flags g++ 12 -O3 binary, Intel Xeon family 6 model 207 (busy,
+/// shared): sum 16.4–18.8 ms avx512, 28.9–30.1 ms avx2, 82–89 ms sse2; e.g.
+/// the 128→512 1×1 at 28² ran at 95–125, 70–73 and 21 GFLOP/s.
 template <class V, int R, int NV>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, void (*tile)(const TileArgs<typename V::Scalar>&)) {
     return {isa, R, V::lanes, NV, tile};
