@@ -101,6 +101,9 @@ class ZeroPadding2D(Layer):
         t, b, l, r = self.pad
         return (n, None if h is None else h + t + b, None if w is None else w + l + r, c)
 
+    def config(self):
+        return {"name": self.name, "padding": [list(self.pad[:2]), list(self.pad[2:])]}
+
     def compute(self, xs, side):
         t, b, l, r = self.pad
         return F.pad(xs[0], (0, 0, l, r, t, b))
@@ -205,6 +208,9 @@ class MaxPooling2D(Layer):
         n, h, w, c = shapes[0]
         return (n, None if h is None else (h - self.pool[0]) // self.s[0] + 1,
                 None if w is None else (w - self.pool[1]) // self.s[1] + 1, c)
+
+    def config(self):
+        return {"name": self.name, "pool_size": list(self.pool), "strides": list(self.s), "padding": "valid"}
 
     def compute(self, xs, side):
         return F.max_pool2d(xs[0].permute(0, 3, 1, 2), self.pool, self.s).permute(0, 2, 3, 1)
