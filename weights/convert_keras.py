@@ -149,10 +149,10 @@ def keras3_weights_file(h5, arch):
     tf.keras 2.13-2.15), the layer's name as attribute "name" since Keras 3.6,
     else the layer found by its position in keras3_order(arch). Groups left
     over are returned under their path, for the caller to refuse."""
-    root = next((r for r in ("layers", "_layer_checkpoint_dependencies") if r in h5), None)
-    groups = {key: h5[f"{root}/{key}/vars"] for key in (h5[root] if root else []) if "vars" in h5[f"{root}/{key}"]}
-    groups = {key: [np.asarray(g[str(i)]) for i in range(len(g))] for key, g in groups.items() if len(g)}
-    names = {key: h5[f"{root}/{key}/vars"].attrs.get("name") for key in groups}
+    root = "layers" if "layers" in h5 else "_layer_checkpoint_dependencies"
+    vars_groups = {key: g["vars"] for key, g in h5[root].items() if isinstance(g, h5py.Group) and len(g.get("vars", ()))}
+    names = {key: g.attrs.get("name") for key, g in vars_groups.items()}
+    groups = {key: [np.asarray(g[str(i)]) for i in range(len(g))] for key, g in vars_groups.items()}
     if groups and None not in names.values():
         return ({n.decode() if isinstance(n, bytes) else n: groups[key] for key, n in names.items()}, {})
     if arch is None:

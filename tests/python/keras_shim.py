@@ -24,8 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-_ORDER = []  # every layer call, in order: the model's layer order
-
 
 class KTensor:
     def __init__(self, layer, inputs, shape):
@@ -48,8 +46,6 @@ class Layer:
         self.inputs = inputs  # each layer is called once: its inbound tensors
         self.build([t.shape for t in inputs])
         out = KTensor(self, inputs, self.out_shape([t.shape for t in inputs]))
-        if self not in _ORDER:
-            _ORDER.append(self)
         return out
 
     def build(self, shapes):
@@ -82,9 +78,7 @@ class InputLayer(Layer):
 
 def Input(shape=None, tensor=None, name=None):
     layer = InputLayer(tuple(shape), name)
-    t = KTensor(layer, [], (None, *shape))
-    _ORDER.append(layer)
-    return t
+    return KTensor(layer, [], (None, *shape))
 
 
 class ZeroPadding2D(Layer):
@@ -338,8 +332,7 @@ KWARGS = {"backend": backend, "layers": layers, "models": models, "utils": utils
 
 
 def start():
-    """Forget earlier layers: the next builder call starts a new model."""
-    _ORDER.clear()
+    """Restart automatic layer names: the next builder call starts a new model."""
     Layer.counts.clear()
 
 
