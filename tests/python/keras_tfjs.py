@@ -50,8 +50,11 @@ def install(work):
     modules = work / "node_modules"
     versions = [modules / "@tensorflow" / p / "package.json" for p in PACKAGES]
     if not all(v.exists() and json.loads(v.read_text())["version"] == TFJS_VERSION for v in versions):
-        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(work),
-                        *(f"@tensorflow/{p}@{TFJS_VERSION}" for p in PACKAGES)], check=True)
+        packages = [f"@tensorflow/{p}@{TFJS_VERSION}" for p in PACKAGES]
+        if subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(work),
+                           *packages]).returncode:
+            print(f"FAILED: npm install {' '.join(packages)} into {work} (it needs the npm registry once)")
+            sys.exit(1)
     return node, modules
 
 
