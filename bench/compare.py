@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Time bench/benchmark against PyTorch and OpenCV DNN on the same weights and input.
+"""Time bench/benchmark against ONNX Runtime, PyTorch and OpenCV DNN on the same weights and input.
 
   bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
+                   [--engines resnet ort pytorch opencv] [--ort-dir DIR]
                    [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
                    [--max-others 0.1] [--json FILE]
 
 Writes one random-init weights file with weights/convert_torchvision.py (seed 0)
-and, when cv2 imports, an ONNX export of it for OpenCV DNN. Then, for --runs
+and an ONNX export of it, which ONNX Runtime and OpenCV DNN both run. ONNX
+Runtime is onnxruntime-node 1.30.0 (its CPU library ships in the npm package),
+installed on first use with `npm install --ignore-scripts` into --ort-dir and
+run by node through bench/ort_worker.js. Then, for --runs
 rounds, runs every engine once for every (threads, batch) pair, round-robin, so
 that load from other processes hits all engines alike. Each run is a fresh
 process (clean thread settings and peak RSS) that loads the weights, makes
@@ -28,6 +32,7 @@ import importlib.util
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,7 +41,9 @@ import time
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINES = ("resnet", "pytorch", "opencv")
+ENGINES = ("resnet", "ort", "pytorch", "opencv")
+REFERENCES = ENGINES[1:]  # the ×ORT, ×PyTorch and ×OpenCV columns
+ORT_PACKAGE = "onnxruntime-node@1.30.0"
 
 
 def fail(message):
@@ -124,6 +131,34 @@ def load_engine(engine, model, threads):
     return forward
 
 
+def ort_package(cache_dir):
+    """The onnxruntime-node package directory under cache_dir, installed there with npm
+    on first use; None, with a note on stderr, when node or npm is missing or npm fails."""
+    name, version = ORT_PACKAGE.split("@")
+    package = os.path.join(cache_dir, "node_modules", name)
+    try:
+        with open(os.path.join(package, "package.json")) as f:
+            if json.load(f)["version"] == version:
+                return package
+    except (OSError, ValueError, KeyError):
+        pass
+    missing = [tool for tool in ("node", "npm") if not shutil.which(tool)]
+    if missing:
+        print(f"note: {' and '.join(missing)} not found; ONNX Runtime is left out "
+              "(on Debian: apt-get install nodejs npm)", file=sys.stderr)
+        return None
+    os.makedirs(cache_dir, exist_ok=True)
+    print(f"installing {ORT_PACKAGE} into {cache_dir}", file=sys.stderr)
+    # --ignore-scripts: the install script only downloads GPU binaries.
+    r = subprocess.run(["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", cache_dir,
+                        ORT_PACKAGE], capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"note: npm install {ORT_PACKAGE} failed ({tail}); ONNX Runtime is left out", file=sys.stderr)
+        return None
+    return package
+
+
 def peak_rss_mib():
     """This process's peak resident set (VmHWM) in MiB. Unlike ru_maxrss it starts
     afresh at exec, so it does not include the parent's peak."""
@@ -134,7 +169,7 @@ def peak_rss_mib():
 def worker(argv):
     """One timed run of PyTorch or OpenCV in this process; prints the JSON fields bench/benchmark prints."""
     p = argparse.ArgumentParser(prog="compare.py _worker")
-    p.add_argument("engine", choices=ENGINES[1:])
+    p.add_argument("engine", choices=("pytorch", "opencv"))
     p.add_argument("--model", required=True)
     p.add_argument("--input", required=True)
     p.add_argument("--logits")
@@ -206,8 +241,8 @@ def cpu_model():
 
 def summarize(runs, deltas, max_others):
     """One row per (engine, threads, batch): medians over its quiet runs (other processes
-    used at most max_others of the CPU; all runs if none was quiet) and ratios to PyTorch
-    and OpenCV at the same threads and batch."""
+    used at most max_others of the CPU; all runs if none was quiet) and ratios to ONNX
+    Runtime, PyTorch and OpenCV at the same threads and batch."""
     groups = {}
     for r in runs:
         groups.setdefault((r["threads"], r["batch"], ENGINES.index(r["engine"])), []).append(r)
@@ -219,7 +254,7 @@ def summarize(runs, deltas, max_others):
         med[key].update(runs=len(group), quiet_runs=len(quiet))
     rows = []
     for (threads, batch, e), m in sorted(med.items()):
-        ref = {name: med.get((threads, batch, ENGINES.index(name))) for name in ("pytorch", "opencv")}
+        ref = {name: med.get((threads, batch, ENGINES.index(name))) for name in REFERENCES}
         rows.append({"engine": ENGINES[e], "threads": threads, "batch": batch, **m,
                      **{f"vs_{n}": m["median_ms"] / v["median_ms"] if v else None for n, v in ref.items()},
                      "max_abs_diff_vs_pytorch": deltas.get((ENGINES[e], threads, batch))})
@@ -229,21 +264,26 @@ def summarize(runs, deltas, max_others):
 def print_table(rows):
     def num(v, fmt):
         return "–" if v is None else format(v, fmt)
-    header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×PyTorch", "×OpenCV",
+    header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×ORT", "×PyTorch", "×OpenCV",
               "peak RSS MiB", "load ms", "max abs Δ vs PyTorch"]
     print(markdown_table(header, [
         [r["engine"], str(r["threads"]), str(r["batch"]), f"{r['quiet_runs']}/{r['runs']}",
          num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"),
-         num(r["vs_pytorch"], ".2f"), num(r["vs_opencv"], ".2f"), num(r["peak_rss_mib"], ".0f"),
+         *(num(r[f"vs_{n}"], ".2f") for n in REFERENCES), num(r["peak_rss_mib"], ".0f"),
          num(r["load_ms"], ".0f"), num(r["max_abs_diff_vs_pytorch"], ".1e")] for r in rows]))
 
 
 def main():
-    p = argparse.ArgumentParser(description="Compare bench/benchmark with PyTorch and OpenCV DNN.")
+    p = argparse.ArgumentParser(description="Compare bench/benchmark with ONNX Runtime, PyTorch and OpenCV DNN.")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     p.add_argument("--runs", type=int, default=10, help="rounds; each engine runs once per round and config")
     p.add_argument("--arch", default="resnet50", help="torchvision architecture (default resnet50)")
+    p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+                   help="engines to run (default: all; PyTorch is always run, as the logits reference)")
+    p.add_argument("--ort-dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                     os.path.expanduser("~/.cache"), "resnet", "onnxruntime-node"),
+                   help="npm prefix holding (or to receive) onnxruntime-node (default ~/.cache/resnet/onnxruntime-node)")
     p.add_argument("--build-dir", default=os.path.join(REPO, "build"),
                    help="CMake build directory holding bench/benchmark (default: build in the repository)")
     p.add_argument("--iters", type=int, default=1, help="timed forward passes per run (default 1)")
@@ -259,18 +299,24 @@ def main():
     bench = os.path.join(a.build_dir, "bench", "benchmark")
     if not os.access(bench, os.X_OK):
         fail(f"{bench} not found; build it: cmake -S . -B build -G Ninja && cmake --build build --target benchmark")
-    try:
-        import cv2
-        engines = ENGINES
-    except ImportError:
-        cv2, engines = None, ENGINES[:2]
-        print("note: cv2 does not import; OpenCV DNN is left out", file=sys.stderr)
+    wanted = set(a.engines) | {"pytorch"}
+    cv2 = None
+    if "opencv" in wanted:
+        try:
+            import cv2
+        except ImportError:
+            wanted.discard("opencv")
+            print("note: cv2 does not import; OpenCV DNN is left out", file=sys.stderr)
+    ort = ort_package(a.ort_dir) if "ort" in wanted else None
+    if not ort:
+        wanted.discard("ort")
+    engines = tuple(e for e in ENGINES if e in wanted)
 
     with tempfile.TemporaryDirectory(prefix="resnet-compare-") as tmp:
         weights, onnx = os.path.join(tmp, f"{a.arch}.safetensors"), os.path.join(tmp, f"{a.arch}.onnx")
         subprocess.run([sys.executable, os.path.join(REPO, "weights", "convert_torchvision.py"), "--random-init",
                         "--seed", "0", "--arch", a.arch, "-o", weights], check=True)
-        if "opencv" in engines:
+        if {"ort", "opencv"} & wanted:
             export_onnx(weights, onnx, a.size)
         rng = np.random.default_rng(0)
         inputs = {}
@@ -281,9 +327,10 @@ def main():
         def command(engine, threads, batch, logits):
             common = ["--batch", batch, "--threads", threads, "--iters", a.iters, "--warmup", a.warmup,
                       "--size", a.size, "--input", inputs[batch]] + (["--logits", logits] if logits else [])
-            head = ([bench, "--json", "--weights", weights] if engine == "resnet" else
-                    [sys.executable, os.path.abspath(__file__), "_worker", engine,
-                     "--model", weights if engine == "pytorch" else onnx])
+            head = {"resnet": [bench, "--json", "--weights", weights],
+                    "ort": ["node", os.path.join(REPO, "bench", "ort_worker.js"), ort, "--model", onnx]}.get(
+                engine, [sys.executable, os.path.abspath(__file__), "_worker", engine,
+                         "--model", weights if engine == "pytorch" else onnx])
             return [str(c) for c in head + common]
 
         configs = [(t, n) for t in a.threads for n in a.batch]
@@ -308,9 +355,10 @@ def main():
     meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "date": datetime.date.today().isoformat(),
             "arch": a.arch, "size": a.size, "runs": a.runs, "iters": a.iters, "warmup": a.warmup,
             "max_others": a.max_others, "torch": torch.__version__, "opencv": cv2.__version__ if cv2 else None,
+            "onnxruntime": ORT_PACKAGE if ort else None,
             "others_cpu_share": others, "seconds": round(time.time() - start)}
     print(f"{a.arch} {a.size}x{a.size} on {meta['cpu']} ({meta['cores']} cores), {meta['date']}, torch "
-          f"{meta['torch']}, OpenCV {meta['opencv']}: medians over the quiet runs of {a.runs} rounds, each run "
+          f"{meta['torch']}, OpenCV {meta['opencv']}, ONNX Runtime {meta['onnxruntime']}: medians over the quiet runs of {a.runs} rounds, each run "
           f"{a.warmup} warm-up + {a.iters} timed pass(es); other processes used {others:.0%} of the CPU; "
           f"{meta['seconds']} s")
     print_table(rows)
