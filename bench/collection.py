@@ -19,10 +19,16 @@ classifies the whole folder once (top-5 of every image), round-robin:
   ort          PIL workers (multiprocessing.Pool(cores), torchvision's PIL
                transforms) feeding onnxruntime-node 1.30.0 (bench/ort_stream.js,
                intra-op threads = cores) through a pipe; timed likewise
-and the medians over the rounds are reported with the machine's limit:
+and the medians over the rounds are reported, with each engine's CPU time
+per image (its whole process tree, start-up included; on a shared machine
+this is steadier than images/s) and the machine's limit:
 cores / (core-seconds per image of decode + preprocess + forward, each
 measured alone on one core: bench/stages for the first two, averaged over
 the collection, bench/benchmark --threads 1 for the forward).
+"of limit × free CPU" divides by the limit scaled to the share of the CPU
+other processes left free during the engine's runs (median), an estimate for
+a shared machine. "stages ÷ CPU" is the limit's core-seconds per image over the engine's CPU
+time per image: the share of its CPU time that went into those three stages.
 --rss N... also runs classify on the first N images (for each N) and reports
 its peak RSS, which should not grow with N.
 
@@ -164,7 +170,7 @@ def timed(cmd, what):
     lines = out.strip().splitlines()
     result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     others = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall * os.cpu_count())
-    return {**result, "wall_s": wall, "others_cpu_share": others}
+    return {**result, "wall_s": wall, "cpu_s": own1 - own0, "others_cpu_share": others}
 
 
 def peak_rss_of(cmd):
@@ -234,8 +240,9 @@ def main():
                 os.remove(os.path.join(work, "out.jsonl"))
             r = timed(command(e), e)
             seconds = r.get("seconds", r["wall_s"])
-            runs.append({"engine": e, **r, "images_per_s": a.count / seconds})
-            print(f"  {e}: {a.count / seconds:.2f} images/s", file=sys.stderr)
+            runs.append({"engine": e, **r, "images_per_s": a.count / seconds, "cpu_ms": 1e3 * r["cpu_s"] / a.count})
+            print(f"  {e}: {a.count / seconds:.2f} images/s, {1e3 * r['cpu_s'] / a.count:.0f} CPU ms per image "
+                  f"(others took {r['others_cpu_share']:.0%} of the CPU)", file=sys.stderr)
     rss = {}
     if a.rss:
         files = build_collection(os.path.join(work, f"photos{max(a.rss)}"), max(a.rss))
@@ -249,22 +256,28 @@ def main():
     decode, pre, fwd = med("stages", "decode_ms"), med("stages", "preprocess_ms"), med("stages", "forward_ms")
     limit = cores / ((decode + pre + fwd) / 1e3)
     rates = {e: med(e, "images_per_s") for e in engines}
+    cpu = {e: med(e, "cpu_ms") for e in engines}
     python = {e: rates[e] for e in engines if e != "classify"}
     others = statistics.mean(r["others_cpu_share"] for r in runs)
     summary = {"cpu": compare.cpu_model(), "cores": cores, "count": a.count, "rounds": a.rounds, "arch": a.arch,
                "decode_ms": decode, "preprocess_ms": pre, "forward_1thread_ms": fwd, "limit_images_per_s": limit,
-               "images_per_s": rates, "others_cpu_share": others, "classify_peak_rss_mib": rss}
+               "images_per_s": rates, "cpu_ms_per_image": cpu, "others_cpu_share": others,
+               "classify_peak_rss_mib": rss}
     print(f"{a.count} photos (300x200 to 2000x1500, 2/3 JPEG), {a.arch} random-init, {summary['cpu']} "
           f"({cores} cores), medians of {a.rounds} round(s); other processes used {others:.0%} of the CPU")
     print(f"machine limit: {cores} cores / ({decode:.1f} decode + {pre:.1f} preprocess + {fwd:.1f} forward "
           f"ms per image on one core) = {limit:.2f} images/s")
+    stage_ms = decode + pre + fwd
     rows = []
+    best_python = max(python.values()) if python else None
     for e in engines:
-        best_python = max(python.values()) if python else None
-        rows.append([e, f"{rates[e]:.2f}", f"{rates[e] / limit:.0%}",
+        free = 1 - med(e, "others_cpu_share")
+        rows.append([e, f"{rates[e]:.2f}", f"{rates[e] / limit:.0%}", f"{rates[e] / (limit * free):.0%}",
                      f"{rates['classify'] / rates[e]:.2f}" if "classify" in rates else "-",
-                     f"{rates[e] / best_python:.2f}" if best_python else "-"])
-    print(compare.markdown_table(["engine", "images/s", "of limit", "classify ×", "× best Python"], rows))
+                     f"{rates[e] / best_python:.2f}" if best_python else "-",
+                     f"{cpu[e]:.0f}", f"{stage_ms / cpu[e]:.0%}"])
+    print(compare.markdown_table(["engine", "images/s", "of limit", "of limit × free CPU", "classify ×",
+                                  "× best Python", "CPU ms/image", "stages ÷ CPU"], rows))
     for n, mib in rss.items():
         print(f"classify peak RSS on {n} images: {mib:.0f} MiB")
     if a.json:
