@@ -153,8 +153,6 @@ int classify(const cli::Args& args) {
     if (args.has("--json") && args.has("--jsonl")) resnet::detail::fail("--json and --jsonl: choose one");
     std::vector<std::string> inputs = collect_inputs(args);
     const bool json = args.has("--json") || args.has("--jsonl");
-    cli::LineWriter out = args.has("--jsonl") ? cli::LineWriter::append_to(args.text("--jsonl", ""), args.has("--resume"))
-                                              : cli::LineWriter(stdout, "standard output");
     if (args.has("--resume")) {
         const auto answered = cli::answered_inputs(args.text("--jsonl", ""));
         const size_t before = inputs.size();
@@ -164,6 +162,8 @@ int classify(const cli::Args& args) {
         std::cerr << "classify: resuming: " << before - inputs.size() << " of " << before << " inputs already in "
                   << args.text("--jsonl", "") << "\n";
     }
+    cli::LineWriter out = args.has("--jsonl") ? cli::LineWriter::append_to(args.text("--jsonl", ""), args.has("--resume"))
+                                              : cli::LineWriter(stdout, "standard output");
 
     auto model = cli::load_model(args);
     if (model.num_classes() == 0)

@@ -77,8 +77,6 @@ public:
         return LineWriter(f, path);
     }
 
-    LineWriter(LineWriter&& o) noexcept : out_(o.out_), name_(std::move(o.name_)) { o.out_ = stdout; }
-
     /// Writes `text` (whole lines, each ending in '\n') and flushes it.
     void write(const std::string& text) {
         if (std::fwrite(text.data(), 1, text.size(), out_) != text.size() || std::fflush(out_) != 0)
