@@ -29,8 +29,9 @@ the collection, bench/benchmark --threads 1 for the forward).
 other processes left free during the engine's runs (median), an estimate for
 a shared machine. "stages ÷ CPU" is the limit's core-seconds per image over the engine's CPU
 time per image: the share of its CPU time that went into those three stages.
---rss N... also runs classify on the first N images (for each N) and reports
-its peak RSS, which should not grow with N.
+--rss N... also runs classify on N images (for each N: the collection's,
+cycled through as often as needed) and reports its peak RSS, which should
+not grow with N.
 
 Build first: cmake --build build --target classify stages benchmark
 """
@@ -218,7 +219,7 @@ def main():
     if "ort" in engines and not os.path.exists(onnx):
         compare.export_onnx(weights, onnx, 224)
     root = os.path.join(work, f"photos{a.count}")
-    build_collection(root, a.count)
+    files = build_collection(root, a.count)
     cores = os.cpu_count()
 
     def command(engine):
@@ -244,13 +245,11 @@ def main():
             print(f"  {e}: {a.count / seconds:.2f} images/s, {1e3 * r['cpu_s'] / a.count:.0f} CPU ms per image "
                   f"(others took {r['others_cpu_share']:.0%} of the CPU)", file=sys.stderr)
     rss = {}
-    if a.rss:
-        files = build_collection(os.path.join(work, f"photos{max(a.rss)}"), max(a.rss))
-        for n in a.rss:
-            with open(os.path.join(work, "list.txt"), "w") as f:
-                f.write("".join(path + "\n" for path in files[:n]))
-            rss[n] = peak_rss_of([tools["classify"], "--weights", weights, "--json", "--list",
-                                  os.path.join(work, "list.txt")])
+    for n in a.rss:
+        with open(os.path.join(work, "list.txt"), "w") as f:
+            f.write("".join(files[i % len(files)] + "\n" for i in range(n)))
+        rss[n] = peak_rss_of([tools["classify"], "--weights", weights, "--json", "--list",
+                              os.path.join(work, "list.txt")])
 
     med = lambda engine, key: statistics.median(r[key] for r in runs if r["engine"] == engine)  # noqa: E731
     decode, pre, fwd = med("stages", "decode_ms"), med("stages", "preprocess_ms"), med("stages", "forward_ms")
