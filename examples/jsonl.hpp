@@ -6,6 +6,7 @@
 #include <resnet/error.hpp>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -24,33 +25,33 @@ namespace cli {
 inline std::set<std::string> answered_inputs(const std::string& path) {
     std::set<std::string> inputs;
     std::ifstream in(path, std::ios::binary);
-    if (!in) return inputs;
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    in.close();
     const auto input_of = [](const std::string& line) {
         const auto j = nlohmann::json::parse(line, nullptr, false);
         return j.is_object() && j.contains("input") && j["input"].is_string() ? j["input"].get<std::string>()
                                                                                : std::string();
     };
-    size_t start = 0, number = 1;
-    for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1, ++number) {
-        const std::string input = input_of(text.substr(start, end - start));
+    uint64_t whole = 0;  // bytes of the complete lines so far
+    std::string line;
+    for (size_t number = 1; std::getline(in, line); ++number) {
+        const std::string input = input_of(line);
+        if (in.eof()) {  // the last line, without its '\n'
+            in.close();
+            if (!input.empty()) {
+                inputs.insert(input);
+                std::ofstream(path, std::ios::app | std::ios::binary) << '\n';
+                std::cerr << "classify: " << path << ": completed its last line, which lacked a newline\n";
+            } else {
+                std::filesystem::resize_file(path, whole);
+                std::cerr << "classify: " << path << ": dropped an incomplete last line (" << line.size()
+                          << " bytes) left by an interrupted run\n";
+            }
+            break;
+        }
         if (input.empty())
             resnet::detail::fail(path, " line ", number, ": not a classify result (expected a JSON object with "
                                  "\"input\"); refusing to resume into this file");
         inputs.insert(input);
-    }
-    if (start == text.size()) return inputs;
-    const std::string tail = text.substr(start);
-    const std::string input = input_of(tail);
-    if (!input.empty()) {
-        inputs.insert(input);
-        std::ofstream(path, std::ios::app | std::ios::binary) << '\n';
-        std::cerr << "classify: " << path << ": completed its last line, which lacked a newline\n";
-    } else {
-        std::filesystem::resize_file(path, start);
-        std::cerr << "classify: " << path << ": dropped an incomplete last line (" << tail.size()
-                  << " bytes) left by an interrupted run\n";
+        whole += line.size() + 1;
     }
     return inputs;
 }

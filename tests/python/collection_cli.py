@@ -16,7 +16,7 @@ is not an image, an empty one, and a folder without images), then checks:
     --loaders 1 --threads 1): order and results do not depend on the plan;
   - --resume after a run killed mid-line: the partial line is dropped and the
     file ends byte-identical to the uninterrupted run's; a complete file is
-    left alone; a non-JSONL file and an existing file without --resume are
+    left alone, a whole last line missing only its newline gets it; a non-JSONL file and an existing file without --resume are
     refused and left untouched;
   - --shard I/3 for I = 0, 1, 2: disjoint, their union every input, each line
     the full run's;
@@ -167,6 +167,9 @@ def main():
     check(resumed.read_bytes() == text, "the resumed file differs from the uninterrupted run's")
     r = c("--jsonl", resumed, "--resume", photos, no_images, expect=0)
     check(resumed.read_bytes() == text, "resuming a complete file changed it")
+    resumed.write_bytes(text[:-1])  # killed between the last line and its newline
+    r = c("--jsonl", resumed, "--resume", photos, no_images, expect=0)
+    check("completed its last line" in r.stderr and resumed.read_bytes() == text, "a last line without its newline")
 
     # Files that must not be appended to are refused and left as they were.
     r = c("--jsonl", resumed, photos, expect=2)
