@@ -117,7 +117,7 @@ inline int run(const char* program, const char* usage, int argc, char** argv, co
             std::cout << usage;
             return 0;
         }
-        if (args.inputs.empty()) resnet::detail::fail("no INPUT given");
+        if (args.inputs.empty() && !args.has("--list")) resnet::detail::fail("no INPUT given");
     } catch (const resnet::Error& e) {
         std::cerr << program << ": " << e.what() << "\n" << usage;
         return 2;
