@@ -8,6 +8,9 @@ resnet_install_deps() {
   for p in $RESNET_APT_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # node and npm for the TensorFlow.js cross-check: any install will do (NodeSource's
+  # nodejs bundles npm and conflicts with Debian's npm package).
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing: ${missing[*]}"
   local sudo=""

@@ -6,7 +6,8 @@
 // Runs W untimed forward() calls, then K timed ones, and reports the median,
 // min and max ms per batch, ms per image, effective GFLOP/s (conv + fc
 // multiply-adds × 2 at the median), peak RSS (VmHWM) and the time load_model()
-// (or, with --random, random_model()) took. The input is N(0,1) noise from a
+// (or, with --random, random_model()) took, and the kernels chosen at run time
+// (resnet::kernel_info(): instruction set and GEMM micro-tile; RESNET_ISA overrides). The input is N(0,1) noise from a
 // fixed seed, or --input: raw float32 in native byte order (numpy's tofile()).
 // --logits writes the last forward()'s N×classes logits the same way.
 // Exit status: 0 success, 2 bad arguments, 1 any other failure.
@@ -207,6 +208,7 @@ int run(const Args& a) {
         {"gflops", gflop * a.batch / (med * 1e-3)},
         {"peak_rss_mib", peak_rss_mib()},
         {"load_ms", load_ms},
+        {"kernels", resnet::kernel_info()},
     };
     if (a.json) {
         std::cout << r.dump() << '\n';
@@ -220,7 +222,8 @@ int run(const Args& a) {
               << "  GFLOP/s     " << r["gflops"].get<double>() << "  (" << std::setprecision(2) << gflop
               << " GFLOP/image)\n"
               << std::setprecision(1) << "  peak RSS    " << r["peak_rss_mib"].get<double>() << " MiB\n"
-              << "  " << (a.random ? "build" : "load ") << "       " << load_ms << " ms\n";
+              << "  " << (a.random ? "build" : "load ") << "       " << load_ms << " ms\n"
+              << "  kernels     " << resnet::kernel_info() << '\n';
     return 0;
 }
 

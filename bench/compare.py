@@ -52,11 +52,12 @@ def fail(message):
 
 def require_torch():
     """Return if this interpreter can import torch and torchvision, else re-exec
-    this script with /usr/bin/python3 (Debian's python3-torch), else exit."""
+    the running script (this one, or bench/collection.py importing it) with
+    /usr/bin/python3 (Debian's python3-torch), else exit."""
     if importlib.util.find_spec("torch") and importlib.util.find_spec("torchvision"):
         return
     if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and os.access(SYSTEM_PYTHON, os.X_OK):
-        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(sys.argv[0]), *sys.argv[1:]])  # the running script
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(sys.argv[0]), *sys.argv[1:]])
     fail(f"{sys.executable} cannot import torch and torchvision "
          "(on Debian: apt-get install python3-torch python3-torchvision, then run with /usr/bin/python3)")
 

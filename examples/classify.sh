@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The README's first command: the top ImageNet classes of some photos.
-#   examples/classify.sh [IMAGE...]          (default: examples/images/chelsea.png)
+#   examples/classify.sh [OPTION...] [IMAGE|DIR...]   (default: examples/images/chelsea.png)
 # Installs missing Debian packages (.ci/deps.sh), builds the `classify` example
 # in build/ (Release), then runs it with the weights in $RESNET_WEIGHTS, else
-# weights/resnet50.safetensors. Without weights it says how to get them and
-# exits with status 1.
+# weights/resnet50.safetensors, which it first converts from torchvision's
+# IMAGENET1K_V2 when missing (that downloads them). Without weights (offline)
+# it says how to get them and exits with status 1. Arguments go to classify.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 weights="${RESNET_WEIGHTS:-$root/weights/resnet50.safetensors}"
@@ -12,6 +13,13 @@ weights="${RESNET_WEIGHTS:-$root/weights/resnet50.safetensors}"
 . "$root/.ci/deps.sh"
 resnet_install_deps
 
+if [ ! -f "$weights" ] && [ -z "${RESNET_WEIGHTS:-}" ]; then
+  # torchvision downloads the ImageNet weights (internet needed); the converter
+  # writes the file only once the download has succeeded.
+  echo "classify.sh: no $weights yet: converting torchvision's resnet50 IMAGENET1K_V2 weights" >&2
+  /usr/bin/python3 "$root/weights/convert_torchvision.py" --arch resnet50 --pretrained IMAGENET1K_V2 -o "$weights" >&2 ||
+    echo "classify.sh: the conversion failed (offline?)" >&2
+fi
 if [ ! -f "$weights" ]; then
   cat >&2 <<MSG
 classify.sh: no weights file at $weights

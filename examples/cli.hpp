@@ -65,12 +65,11 @@ inline Args parse(int argc, char** argv, const std::set<std::string>& valued, co
 }
 
 /// The model in --weights, running on --threads threads (default 0: the
-/// CPUs this process may use). Says on stderr how many threads it uses.
-inline resnet::ResNet<float> load_model(const char* program, const Args& args) {
+/// CPUs this process may use, see resnet::detail::cpu_budget()).
+inline resnet::ResNet<float> load_model(const Args& args) {
     if (!args.options.count("--weights")) resnet::detail::fail("--weights FILE is required");
     auto model = resnet::load_model<float>(args.options.at("--weights"));
     model.set_threads(args.integer("--threads", 0, 0, 1024));
-    std::cerr << program << ": " << model.threads() << (model.threads() == 1 ? " thread\n" : " threads\n");
     return model;
 }
 
@@ -119,7 +118,7 @@ inline int run(const char* program, const char* usage, int argc, char** argv, co
             std::cout << usage;
             return 0;
         }
-        if (args.inputs.empty()) resnet::detail::fail("no INPUT given");
+        if (args.inputs.empty() && !args.has("--list")) resnet::detail::fail("no INPUT given");
     } catch (const resnet::Error& e) {
         std::cerr << program << ": " << e.what() << "\n" << usage;
         return 2;

@@ -26,7 +26,8 @@ cgroup quota); the first stderr line says how many threads run.
 int extract(const cli::Args& args) {
     const std::string layer = args.text("--layer", "avgpool"), out = args.text("--out", "");
     if (out.empty()) resnet::detail::fail("--out FEATURES.npy is required");
-    const auto model = cli::load_model("extract_features", args);
+    const auto model = cli::load_model(args);
+    std::cerr << "extract_features: " << model.threads() << (model.threads() == 1 ? " thread\n" : " threads\n");
     const int index = model.output_index(layer);
     if (index == 5) resnet::detail::fail("--layer ", layer, ": expected avgpool, layer1, layer2, layer3 or layer4");
     const auto pre = cli::preprocessing(model, args);

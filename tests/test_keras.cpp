@@ -56,7 +56,7 @@ TEST_CASE("Keras applications match the Keras reference in every file format", "
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"resnet50", "ResNet50"},     {"resnet101", "ResNet101"},     {"resnet152", "ResNet152"},
         {"resnet50_old", "ResNet50"}, {"resnet50v2", "ResNet50V2"},   {"resnet101v2", "ResNet101V2"},
-        {"resnet152v2", "ResNet152V2"}};
+        {"resnet152v2", "ResNet152V2"}, {"keras3_resnet50", "ResNet50"}, {"keras3_named_v2", "ResNet50V2"}};
     for (const auto& [name, arch] : cases) {
         SECTION(name) {
             const auto model = keras_model(name);
@@ -74,6 +74,11 @@ TEST_CASE("Keras feature extractors and fine-tuned heads", "[keras]") {
         resnet::SafeTensorsFile ref(fixture("keras_notop_avg.ref.safetensors"));
         CHECK(model.forward(ref.read<float>("x0")).shape() == resnet::Shape{2, 2048, 1, 1});
         CHECK_THROWS_WITH(model.features(ref.read<float>("x0"), "fc"), Catch::Contains("no classifier head"));
+    }
+    SECTION("Keras 3 .weights.h5, V2 include_top=False, pooling='avg'") {
+        const auto model = keras_model("keras3_notop_v2");
+        CHECK(model.num_classes() == 0);
+        CHECK(keras_parity(model, "keras3_notop_v2"));
     }
     SECTION("V2 include_top=False, pooling=None: forward() gives post_relu") {
         const auto model = keras_model("notop_v2");
@@ -110,11 +115,11 @@ TEST_CASE("Keras stage names are aliases of layer1..layer4 and avgpool", "[keras
     CHECK(close(v2.features(ref2.read<float>("x0"), "post_relu"), ref2.read<double>("x0.layer4"), kTolerance));
 }
 
-TEST_CASE("the Keras tests notice a wrong stride, epsilon or Dense layout", "[keras]") {
+TEST_CASE("the Keras tests notice a wrong stride, epsilon, Dense layout or Keras 3 layer order", "[keras]") {
     // keras_fixtures.py rewrites converted files with one thing wrong each.
     for (const auto& [mutant, original] : std::vector<std::pair<std::string, std::string>>{
              {"mutant_stride_on_3x3", "resnet50"}, {"mutant_eps", "resnet50_old"},
-             {"mutant_transposed_dense", "finetuned"}}) {
+             {"mutant_transposed_dense", "finetuned"}, {"mutant_keras3_order", "keras3_resnet50"}}) {
         SECTION(mutant) { CHECK_FALSE(keras_parity(keras_model(mutant), original, false)); }
     }
 }

@@ -2,6 +2,7 @@
 // optimized kernel against its naive oracle.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <random>
 
 #include "test_util.hpp"
@@ -143,10 +144,11 @@ const std::pair<Algo<T>, int> kWinograd[] = {{Algo<T>::Winograd4x4, 4}, {Algo<T>
 TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several blocks, fused ops", "[layers]", float,
                    double) {
     // Shapes chosen to hit every edge of detail::gemm: Cout not a multiple of
-    // the 6-row panel, column counts with and without a partial strip, k large
-    // enough to split the panels into several blocks, more than one block of
-    // strips, 1×1 (B read in place) and im2col, and an im2col row of 2.6 MB,
-    // above the 2 MB band: one band per output row. Grouped: 3 groups of 5 → 7
+    // the 6- or 12-row panel (detail/kernels.hpp), column counts with and
+    // without a partial strip, k large enough to split the panels into
+    // several blocks, more than one block of strips, 1×1 (B read in place)
+    // and im2col, and an im2col row of 2.6 MB, above the 2 MB band: one band
+    // per output row. Grouped: 3 groups of 5 → 7
     // (partial panels) in bands of one output row, 32 groups of 2 → 4 with
     // stride 2, 16 groups of 4 → 8 read in place.
     struct Shape {
@@ -220,8 +222,8 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
         int n, cin, cout, h, w;
     };
     // Sizes not multiples of 4, 1×1 and 2×3 inputs (a single partial tile),
-    // batch 3, Cout not a multiple of the 6-row panels and above one 66-row
-    // item, Cin above one 16-channel input block, and 41×53 = 11×14 tiles: two
+    // batch 3, Cout not a multiple of the 6- or 12-row panels and above one
+    // item (66 or 72 rows), Cin above one 16-channel input block, and 41×53 = 11×14 tiles: two
     // chunks of 77, the boundary in the middle of a tile row (F(2×2): 21×27
     // tiles, six chunks).
     const Shape shapes[] = {{1, 3, 4, 1, 1},    {3, 4, 5, 2, 3},   {2, 5, 7, 5, 5},   {1, 7, 9, 13, 17},
@@ -318,6 +320,34 @@ TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width"
     const auto copy = auto3x3;
     CHECK(max_abs_diff(run_conv(auto3x3, x, 2), run_conv(conv(8, 1, 1, 1, Algo<float>::Winograd4x4), x, 1)) == 0.0);
     CHECK(max_abs_diff(run_conv(copy, x, 1), run_conv(auto3x3, x, 1)) == 0.0);
+}
+
+TEST_CASE("RESNET_ISA picks the float kernels; unknown or unsupported sets are one-line errors", "[layers]") {
+    using resnet::detail::Isa;
+    const char* saved = std::getenv("RESNET_ISA");
+    const std::string restore = saved ? saved : "";
+    const auto choose = [](const char* value) {
+        setenv("RESNET_ISA", value, 1);
+        return resnet::detail::choose_isa();
+    };
+    CHECK(choose("") == resnet::detail::best_isa());
+    CHECK(choose("portable") == Isa::Portable);
+    for (Isa isa : {Isa::Sse2, Isa::Avx2, Isa::Avx512}) {
+        const std::string name = resnet::detail::isa_name(isa);
+        INFO(name);
+        if (resnet::detail::isa_supported(isa))
+            CHECK(choose(name.c_str()) == isa);
+        else
+            CHECK_THROWS_WITH(choose(name.c_str()), Catch::Contains("RESNET_ISA=" + name) &&
+                                                        Catch::Contains("not supported by this CPU"));
+    }
+    CHECK_THROWS_WITH(choose("avx1024"), Catch::Contains("RESNET_ISA=avx1024") && Catch::Contains("unknown") &&
+                                             Catch::Contains("avx512"));
+    setenv("RESNET_ISA", restore.c_str(), 1);
+    // This process runs the set chosen at its first kernel call, and says which.
+    CHECK(resnet::detail::kernels<float>().isa == resnet::detail::active_isa());
+    CHECK_THAT(resnet::kernel_info(), Catch::StartsWith(resnet::detail::isa_name(resnet::detail::active_isa())));
+    CHECK(resnet::detail::kernels<double>().isa == Isa::Portable);
 }
 
 TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN (eval)", "[layers]", float, double) {

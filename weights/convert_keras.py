@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Convert a Keras ResNet to a .safetensors file for the resnet C++ library.
 
-  convert_keras.py MODEL -o OUT.safetensors [--dtype f16|bf16] [--pooling avg|max|none]
+  convert_keras.py MODEL -o OUT.safetensors [--dtype f16|bf16] [--pooling avg|max|none] [--arch ARCH]
 
 Needs numpy and h5py only (Debian: python3-h5py); no TensorFlow or Keras.
 MODEL is any of
   - a Keras 2 / tf.keras weights file (model.save_weights("m.h5"); the
     "imagenet" files keras.applications downloads are of this kind),
   - a Keras 2 full-model file (model.save("m.h5")),
-  - a Keras 3 archive (model.save("m.keras")).
+  - a Keras 3 archive (model.save("m.keras")),
+  - a Keras 3 weights file (model.save_weights("m.weights.h5")). Keras 3.6
+    and later record each layer's name in it; earlier Keras 3 files name
+    layers by class and position only (layers/conv2d_5), so they need --arch,
+    the keras.applications builder the model came from (its top, with any
+    class count, is read from the file when present).
 The network is one of keras.applications' ResNet50, ResNet101, ResNet152
 (layer names conv1_conv, conv2_block1_1_conv, ...), their older ResNet50
 (conv1, bn_conv1, res2a_branch2a, ...), or ResNet50V2, ResNet101V2,
@@ -48,6 +53,7 @@ except ImportError as e:
 STAGE_BLOCKS = {(3, 4, 6, 3): "50", (3, 4, 23, 3): "101", (3, 8, 36, 3): "152"}
 BACKBONE_CLASSES = {"InputLayer", "Conv2D", "BatchNormalization", "Activation", "ZeroPadding2D", "MaxPooling2D",
                     "Add"}
+ARCHS = [f"ResNet{depth}{v2}" for v2 in ("", "V2") for depth in STAGE_BLOCKS.values()]
 HEAD_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax")
 TOP_NAMES = ("predictions", "probs", "fc1000")  # the ImageNet Dense of tf.keras, keras_applications, old Keras
 PRESETS = {
@@ -115,8 +121,59 @@ def keras3_weights(h5, layers):
     return weights
 
 
-def read_model(path):
-    """(weights {layer: [arrays]}, flat layer configs or None for weights-only files)."""
+def keras3_order(arch):
+    """[(Keras 3 class key, [layer names])]: the layers with weights of
+    keras.applications' `arch` by class, in model.layers order, which
+    numbers them in a .weights.h5 file (conv2d, conv2d_1, ...). Keras orders
+    a functional model's layers by depth (longest path to the output),
+    deepest first, ties by first visit of a depth-first walk from the output
+    that takes each Add's inputs in order: [shortcut, residual] in
+    keras.applications. So a block's first two convolutions (and BNs) come
+    first, then the shortcut's before the third's, both as far from the Add.
+    (tests/python/keras_shim.py orders the real builders' graph this way.)"""
+    v2 = arch.endswith("V2")
+    depth = arch[len("ResNet"):].removesuffix("V2")
+    naming = Naming("v2" if v2 else "v1", next(b for b, d in STAGE_BLOCKS.items() if d == depth))
+    convs, bns = [naming.stem[0]], [] if v2 else [naming.stem[1]]
+    for s, count in enumerate(naming.blocks):
+        for i in range(count):
+            parts = ("1", "2", "0", "3") if i == 0 else ("1", "2", "3")
+            convs += [naming.conv(s, i, part) for part in parts]
+            bns += [naming.bn(s, i, part) for part in (("preact", "1", "2") if v2 else parts)]
+    return [("conv2d", convs), ("batch_normalization", bns + (["post_bn"] if v2 else [])), ("dense", ["predictions"])]
+
+
+def keras3_weights_file(h5, arch):
+    """({layer: [arrays]}, {layer: h5 path}) of a Keras 3 .weights.h5 file:
+    layers/<class>[_k]/vars/<i> (_layer_checkpoint_dependencies/... from
+    tf.keras 2.13-2.15), the layer's name as attribute "name" since Keras 3.6,
+    else the layer found by its position in keras3_order(arch). Groups left
+    over are returned under their path, for the caller to refuse."""
+    root = "layers" if "layers" in h5 else "_layer_checkpoint_dependencies"
+    vars_groups = {key: g["vars"] for key, g in h5[root].items() if isinstance(g, h5py.Group) and len(g.get("vars", ()))}
+    names = {key: g.attrs.get("name") for key, g in vars_groups.items()}
+    groups = {key: [np.asarray(g[str(i)]) for i in range(len(g))] for key, g in vars_groups.items()}
+    if groups and None not in names.values():
+        return ({n.decode() if isinstance(n, bytes) else n: groups[key] for key, n in names.items()}, {})
+    if arch is None:
+        raise ConversionError("a Keras 3 .weights.h5 file written before Keras 3.6 names its layers by class and "
+                              f"position only (layers/conv2d_5/vars): pass --arch, one of {', '.join(ARCHS)}")
+    weights, paths = {}, {}
+    for cls, layer_names in keras3_order(arch):
+        for k, name in enumerate(layer_names):
+            key = f"{cls}_{k}" if k else cls
+            if key not in groups:
+                if cls == "dense":
+                    continue  # include_top=False
+                raise ConversionError(f"{root}/{key}/vars missing: {arch} has {len(layer_names)} {cls} layers")
+            weights[name], paths[name] = groups.pop(key), f"{root}/{key}/vars"
+    weights.update({f"{root}/{key}": arrays for key, arrays in groups.items()})
+    return weights, paths
+
+
+def read_model(path, arch=None):
+    """(weights {layer: [arrays]}, flat layer configs or None for weights-only
+    files, {layer: h5 path} where a layer is known by its position only)."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -124,7 +181,7 @@ def read_model(path):
                 raise ConversionError(f"a .keras archive holds config.json and model.weights.h5, this one {names}")
             layers = flat_layers(json.loads(z.read("config.json")))
             with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
-                return keras3_weights(h5, layers), layers
+                return keras3_weights(h5, layers), layers, {}
     try:
         h5 = h5py.File(path, "r")
     except OSError as e:
@@ -133,12 +190,12 @@ def read_model(path):
         if "model_config" in h5.attrs and "model_weights" in h5:
             config = h5.attrs["model_config"]
             config = json.loads(config.decode() if isinstance(config, bytes) else config)
-            return keras2_weights(h5["model_weights"]), flat_layers(config)
+            return keras2_weights(h5["model_weights"]), flat_layers(config), {}
         if "layer_names" in h5.attrs:
-            return keras2_weights(h5), None
-        if "layers" in h5 or "vars" in h5:
-            raise ConversionError("a Keras 3 .weights.h5 file names its layers by class and position only; "
-                                  "convert the .keras archive instead (model.save('model.keras'))")
+            return keras2_weights(h5), None, {}
+        if "layers" in h5 or "_layer_checkpoint_dependencies" in h5:
+            weights, paths = keras3_weights_file(h5, arch)
+            return weights, None, paths
         raise ConversionError(f"HDF5 file without Keras weights (root keys {sorted(h5.keys())[:5]})")
 
 
@@ -199,23 +256,26 @@ def detect(weights):
 class Converter:
     """Moves each Keras layer's arrays to torchvision keys, checking shapes."""
 
-    def __init__(self, weights):
-        self.weights, self.out, self.used = weights, {}, set()
+    def __init__(self, weights, paths):
+        self.weights, self.paths, self.out, self.used = weights, paths, {}, set()
+
+    def where(self, layer):
+        """The layer, and its h5 path when the file knows it by position only."""
+        return f"{self.paths[layer]} (layer '{layer}')" if layer in self.paths else f"layer '{layer}'"
 
     def arrays(self, layer, count_options):
         if layer not in self.weights:
             raise ConversionError(f"missing layer '{layer}'")
         arrays = self.weights[layer]
         if len(arrays) not in count_options:
-            raise ConversionError(f"layer '{layer}': {len(arrays)} weight arrays, expected "
+            raise ConversionError(f"{self.where(layer)}: {len(arrays)} weight arrays, expected "
                                   f"{' or '.join(map(str, count_options))}")
         self.used.add(layer)
         return arrays
 
-    @staticmethod
-    def check(layer, what, array, shape):
+    def check(self, layer, what, array, shape):
         if tuple(array.shape) != tuple(shape):
-            raise ConversionError(f"layer '{layer}': {what} shape {list(array.shape)}, expected {list(shape)}")
+            raise ConversionError(f"{self.where(layer)}: {what} shape {list(array.shape)}, expected {list(shape)}")
 
     def conv(self, layer, key, k, cin, cout, bias):
         arrays = self.arrays(layer, (2,) if bias else (1,))
@@ -324,11 +384,11 @@ def input_size(layers):
     return 224
 
 
-def convert(path, pooling_option):
+def convert(path, pooling_option, arch_option=None):
     """(tensors, metadata) of the Keras model file at path."""
-    weights, layers = read_model(path)
+    weights, layers, paths = read_model(path, arch_option)
     naming = detect(weights)
-    conv = Converter(weights)
+    conv = Converter(weights, paths)
     channels = conv.backbone(naming)
     if layers is not None:
         pooling, dense = head_from_config(layers)
@@ -344,6 +404,8 @@ def convert(path, pooling_option):
                               f"{'; a weights-only file carries no head config: convert the full model' if layers is None else ''})")
     variant = "v2" if naming.kind == "v2" else "v1"
     arch = f"ResNet{STAGE_BLOCKS[naming.blocks]}{'V2' if variant == 'v2' else ''}"
+    if arch_option and arch_option != arch:
+        raise ConversionError(f"--arch {arch_option}, but the file's layer names are those of {arch}")
     preset = "tf" if variant == "v2" else "caffe"
     metadata = {
         "format": "pt", "source": f"keras:{os.path.basename(path)}", "arch": arch, "variant": variant,
@@ -360,15 +422,18 @@ def convert(path, pooling_option):
 def main():
     parser = argparse.ArgumentParser(description="Convert a Keras ResNet to .safetensors.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("model", metavar="MODEL", help=".h5 (Keras 2 weights or full model) or .keras (Keras 3)")
+    parser.add_argument("model", metavar="MODEL",
+                        help=".h5 (Keras 2 weights or full model), .keras or .weights.h5 (Keras 3)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE.safetensors")
     parser.add_argument("--dtype", choices=safetensors_io.TARGETS, default="f32",
                         help="storage type of float tensors (default f32)")
     parser.add_argument("--pooling", choices=("avg", "max", "none"), default="none",
                         help="global pooling of a weights-only file without its top (default none)")
+    parser.add_argument("--arch", choices=ARCHS,
+                        help="the keras.applications builder of a Keras 3 .weights.h5 file from before Keras 3.6")
     args = parser.parse_args()
     try:
-        tensors, metadata = convert(args.model, args.pooling)
+        tensors, metadata = convert(args.model, args.pooling, args.arch)
     except (ConversionError, OSError, KeyError, ValueError) as e:
         print(f"error: {args.model}: {e}", file=sys.stderr)
         sys.exit(2)

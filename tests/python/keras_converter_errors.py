@@ -66,6 +66,17 @@ def main():
     ks.start()
     model = resnet_common.ResNet50(weights=None, include_top=False, pooling="avg", **ks.KWARGS)
     ks.save_model_h5(ks.Model(model.input, ks.Dense(3, "tanh", name="scores")(model.output)), tanh)
+    keras3 = work / "resnet50.weights.h5"
+    ks.save_weights_keras3(model, keras3)
+    named = work / "named.weights.h5"
+    ks.save_weights_keras3(model, named, names=True)
+
+    def keras3_reshape(f):
+        del f["layers/conv2d_2/vars/0"]
+        f["layers/conv2d_2/vars/0"] = np.zeros((3, 3, 64, 32), np.float32)
+
+    def add_keras3_dense(f):
+        f["layers/dense_1/vars/0"] = np.zeros(1, np.float32)
     truncated = work / "truncated.h5"
     truncated.write_bytes(base.read_bytes()[:4096])
     text = work / "notes.h5"
@@ -82,10 +93,19 @@ def main():
         (text, "not an HDF5 file", ""),
         (head, "layer 'head_bn' (BatchNormalization) is not supported in the head", ""),
         (tanh, "layer 'scores': activation 'tanh' is not supported", ""),
+        (keras3, "names its layers by class and position only", "pass --arch"),
+        ((keras3, "--arch", "ResNet101"), "layers/conv2d_53/vars missing: ResNet101 has 104 conv2d layers", ""),
+        ((edited_copy(keras3, work / "shape.weights.h5", keras3_reshape), "--arch", "ResNet50"),
+         "layers/conv2d_2/vars (layer 'conv2_block1_2_conv'): kernel shape [3, 3, 64, 32], expected [3, 3, 64, 64]",
+         ""),
+        ((edited_copy(keras3, work / "extra.weights.h5", add_keras3_dense),
+          "--arch", "ResNet50"), "unexpected layer 'layers/dense_1' with weights", ""),
+        ((named, "--arch", "ResNet50V2"), "--arch ResNet50V2, but the file's layer names are those of ResNet50", ""),
     ]
     failures = 0
-    for path, expected, also in cases:
-        r = subprocess.run([sys.executable, str(CONVERTER), str(path), "-o", str(work / "out.safetensors")],
+    for args, expected, also in cases:
+        path, *options = args if isinstance(args, tuple) else (args,)
+        r = subprocess.run([sys.executable, str(CONVERTER), str(path), "-o", str(work / "out.safetensors"), *options],
                            capture_output=True, text=True)
         lines = r.stderr.strip().splitlines()
         ok = r.returncode == 2 and len(lines) == 1 and str(path) in lines[0] and expected in lines[0] and also in lines[0]

@@ -7,7 +7,7 @@ Each case builds a network with the real keras_applications code (through
 keras_shim), gives it seeded random weights, saves it in one of Keras' file
 formats, converts that file with weights/convert_keras.py and runs the
 network on seeded inputs. DIR receives, per case:
-  keras_<case>.<h5|keras>         the Keras file
+  keras_<case>.<h5|keras|weights.h5>  the Keras file
   keras_<case>.safetensors        what convert_keras.py made of it
   keras_<case>.ref.safetensors    inputs x0, x1, … (N×3×H×W) and the
                                   reference's outputs x<i>.layer1..layer4
@@ -19,9 +19,11 @@ import argparse
 import hashlib
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 from keras_applications import resnet50 as keras_resnet50_old
 from keras_applications import resnet_common
@@ -67,6 +69,10 @@ CASES = {
                   ["--pooling", "avg"], SMALL),
     "notop_v2": (application(resnet_common.ResNet50V2, include_top=False, input_shape=(None, None, 3)), "keras",
                  [], SMALL),
+    "keras3_resnet50": (application(resnet_common.ResNet50), "weights_keras3", ["--arch", "ResNet50"], SMALL),
+    "keras3_notop_v2": (application(resnet_common.ResNet50V2, include_top=False, pooling="avg"), "weights_keras3",
+                        ["--arch", "ResNet50V2", "--pooling", "avg"], SMALL),
+    "keras3_named_v2": (application(resnet_common.ResNet50V2, classes=10), "weights_keras3_named", [], SMALL),
     "finetuned": (finetuned(resnet_common.ResNet50, "avg", [ks.Dense(64, "relu", name="fc_hidden"), ks.Dropout(0.5),
                                                            ks.Dense(64, "relu", name="fc_square"),
                                                            ks.Dense(7, "softmax", name="classes")]),
@@ -76,7 +82,14 @@ CASES = {
                                                                      ks.Dense(1, "sigmoid", name="is_cat")]),
                           "keras", [], SMALL),
 }
-SAVERS = {"weights_h5": (ks.save_weights_h5, "h5"), "model_h5": (ks.save_model_h5, "h5"), "keras": (ks.save_keras, "keras")}
+SAVERS = {"weights_h5": (ks.save_weights_h5, "h5"), "model_h5": (ks.save_model_h5, "h5"),
+          "keras": (ks.save_keras, "keras"),
+          "weights_keras3": (ks.save_weights_keras3, "weights.h5"),
+          "weights_keras3_named": (lambda model, path: ks.save_weights_keras3(model, path, names=True), "weights.h5")}
+
+
+def convert(keras_file, out, options):
+    subprocess.run([sys.executable, str(CONVERTER), str(keras_file), "-o", str(out), *options], check=True)
 
 
 def stage_outputs(model):
@@ -101,8 +114,7 @@ def make_case(out_dir, name, seed, spec):
     saver, ext = SAVERS[fmt]
     keras_file = out_dir / f"keras_{name}.{ext}"
     saver(model, keras_file)
-    subprocess.run([sys.executable, str(CONVERTER), str(keras_file), "-o", str(out_dir / f"keras_{name}.safetensors"),
-                    *options], check=True)
+    convert(keras_file, out_dir / f"keras_{name}.safetensors", options)
     stages = stage_outputs(model)
     pool = [l.name for l in model.layers if isinstance(l, (ks.GlobalAveragePooling2D, ks.GlobalMaxPooling2D))]
     rng = np.random.default_rng(seed)
@@ -126,7 +138,10 @@ def write_mutants(out_dir):
     """Converted files with one thing wrong each, which the tests must tell
     from the right ones: the stride on the 3×3 (torchvision's v1.5) instead
     of the first 1×1, tf.keras' BatchNorm epsilon on the old ResNet50 (1e-3),
-    a square Dense kernel left in Keras' [in, out] layout."""
+    a square Dense kernel left in Keras' [in, out] layout; and a Keras 3
+    .weights.h5 file whose same-shaped conv2d_3 and conv2d_4 are swapped
+    (conv2_block1_0_conv and _3_conv: how a converter that numbered layers in
+    call order instead of Keras' order would read it)."""
     def mutate(source, name, change):
         tensors, metadata = safetensors_io.read(out_dir / f"keras_{source}.safetensors")
         change(tensors, metadata)
@@ -134,6 +149,12 @@ def write_mutants(out_dir):
     mutate("resnet50", "mutant_stride_on_3x3", lambda t, m: m.update(variant="v1.5", arch="resnet50"))
     mutate("resnet50_old", "mutant_eps", lambda t, m: m.update(bn_eps="1.001e-05"))
     mutate("finetuned", "mutant_transposed_dense", lambda t, m: t.update({"head.1.weight": t["head.1.weight"].T}))
+    swapped = out_dir / "keras_mutant_keras3_order.weights.h5"
+    shutil.copy(out_dir / "keras_keras3_resnet50.weights.h5", swapped)
+    with h5py.File(swapped, "r+") as f:
+        for a, b in (("conv2d_3", "swap"), ("conv2d_4", "conv2d_3"), ("swap", "conv2d_4")):
+            f.move(f"layers/{a}", f"layers/{b}")
+    convert(swapped, out_dir / "keras_mutant_keras3_order.safetensors", ["--arch", "ResNet50"])
 
 
 def preprocessing_refs(out_dir):

@@ -8,9 +8,11 @@ write themselves in Keras' file formats.
     net = keras_shim.build(keras_applications.resnet_common.ResNet50, include_top=True, weights=None)
     keras_shim.randomize(net, seed)
     outputs = net.run(x_nhwc)                     # {layer name: array}, plus "logits"
+    net.layers                                    # in Keras' order (keras_layer_order)
     keras_shim.save_weights_h5(net, path)         # model.save_weights (Keras 2)
     keras_shim.save_model_h5(net, path)           # model.save (Keras 2)
     keras_shim.save_keras(net, path)              # model.save("m.keras") (Keras 3)
+    keras_shim.save_weights_keras3(net, path)     # model.save_weights("m.weights.h5") (Keras 3)
 """
 import io
 import json
@@ -21,8 +23,6 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-_ORDER = []  # every layer call, in order: the model's layer order
 
 
 class KTensor:
@@ -39,14 +39,13 @@ class Layer:
             k = Layer.counts.get(self.snake, 0)
             Layer.counts[self.snake] = k + 1
             name = self.snake if k == 0 else f"{self.snake}_{k}"
-        self.name, self.kwargs, self.weights = name, kwargs, []
+        self.name, self.kwargs, self.weights, self.inputs = name, kwargs, [], []
 
     def __call__(self, x):
         inputs = list(x) if isinstance(x, (list, tuple)) else [x]
+        self.inputs = inputs  # each layer is called once: its inbound tensors
         self.build([t.shape for t in inputs])
         out = KTensor(self, inputs, self.out_shape([t.shape for t in inputs]))
-        if self not in _ORDER:
-            _ORDER.append(self)
         return out
 
     def build(self, shapes):
@@ -79,9 +78,7 @@ class InputLayer(Layer):
 
 def Input(shape=None, tensor=None, name=None):
     layer = InputLayer(tuple(shape), name)
-    t = KTensor(layer, [], (None, *shape))
-    _ORDER.append(layer)
-    return t
+    return KTensor(layer, [], (None, *shape))
 
 
 class ZeroPadding2D(Layer):
@@ -97,6 +94,9 @@ class ZeroPadding2D(Layer):
         n, h, w, c = shapes[0]
         t, b, l, r = self.pad
         return (n, None if h is None else h + t + b, None if w is None else w + l + r, c)
+
+    def config(self):
+        return {"name": self.name, "padding": [list(self.pad[:2]), list(self.pad[2:])]}
 
     def compute(self, xs, side):
         t, b, l, r = self.pad
@@ -203,6 +203,9 @@ class MaxPooling2D(Layer):
         return (n, None if h is None else (h - self.pool[0]) // self.s[0] + 1,
                 None if w is None else (w - self.pool[1]) // self.s[1] + 1, c)
 
+    def config(self):
+        return {"name": self.name, "pool_size": list(self.pool), "strides": list(self.s), "padding": "valid"}
+
     def compute(self, xs, side):
         return F.max_pool2d(xs[0].permute(0, 3, 1, 2), self.pool, self.s).permute(0, 2, 3, 1)
 
@@ -265,10 +268,35 @@ class Flatten(Layer):
         return xs[0].reshape(xs[0].shape[0], -1)
 
 
+def keras_layer_order(output):
+    """The layers in Keras' model.layers order, which Keras 3 numbers its
+    weights-file paths by: map_graph in keras/src/ops/function.py (Keras 2's
+    functional.py has the same). A depth-first walk from the output, inputs
+    of each layer in call order, numbers each layer when first reached and
+    lists it once all its inputs are done; walking that list backwards gives
+    each layer its depth, the longest path to the output. Layers come deepest
+    first, ties by their number."""
+    number, finished, stack = {}, [], [(output, False)]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            finished.append(t.layer)
+        elif t.layer not in number:
+            number[t.layer] = len(number)
+            stack.append((t, True))
+            stack += [(i, False) for i in reversed(t.inputs)]
+    depth = {}
+    for layer in reversed(finished):
+        d = depth.setdefault(layer, 0)
+        for t in layer.inputs:
+            depth[t.layer] = max(depth.get(t.layer, 0), d + 1)
+    return sorted(finished, key=lambda layer: (-depth[layer], number[layer]))
+
+
 class Model:
     def __init__(self, inputs, outputs, name="model"):
         self.input, self.output, self.name = inputs, outputs, name
-        self.layers = list(_ORDER)
+        self.layers = keras_layer_order(outputs)
 
     def run(self, x):
         """{layer name: float64 array} for every layer, and "logits"."""
@@ -287,19 +315,9 @@ class Model:
             out["logits"] = side["logits"].numpy()
         return out
 
-    def inbound(self, layer):
-        return [t.layer.name for t in self._inputs_of(layer)]
-
-    def _inputs_of(self, layer):
-        stack, seen = [self.output], set()
-        while stack:
-            t = stack.pop()
-            if t.layer is layer:
-                return t.inputs
-            if id(t) not in seen:
-                seen.add(id(t))
-                stack += t.inputs
-        return []
+    @staticmethod
+    def inbound(layer):
+        return [t.layer.name for t in layer.inputs]
 
 
 backend = types.SimpleNamespace(
@@ -314,8 +332,7 @@ KWARGS = {"backend": backend, "layers": layers, "models": models, "utils": utils
 
 
 def start():
-    """Forget earlier layers: the next builder call starts a new model."""
-    _ORDER.clear()
+    """Restart automatic layer names: the next builder call starts a new model."""
     Layer.counts.clear()
 
 
@@ -393,16 +410,31 @@ def save_model_h5(model, path):
         _write_keras2_weights(f.create_group("model_weights"), model)
 
 
+def _write_keras3_weights(f, model, names):
+    """Keras 3's saving_lib layout: layers/<class in snake case>[_K]/vars/<i>,
+    K counting that class's earlier layers in model.layers, variables
+    trainable first; Keras >= 3.6 adds the layer's name as an attribute."""
+    f.create_group("vars")
+    seen = {}
+    for layer in model.layers:
+        k = seen[layer.snake] = seen.get(layer.snake, -1) + 1
+        vars_group = f.create_group(f"layers/{layer.snake}{'_' + str(k) if k else ''}/vars")
+        if names:
+            vars_group.attrs["name"] = layer.name
+        for i, (_, a) in enumerate(layer.weights):
+            vars_group.create_dataset(str(i), data=a.astype(np.float32))
+
+
+def save_weights_keras3(model, path, names=False):
+    """model.save_weights("m.weights.h5") of Keras 3.0-3.5 (names=False) or >= 3.6."""
+    with h5py.File(path, "w") as f:
+        _write_keras3_weights(f, model, names)
+
+
 def save_keras(model, path):
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
-        seen = {}
-        for layer in model.layers:
-            k = seen.get(layer.snake, -1) + 1
-            seen[layer.snake] = k
-            vars_group = f.create_group(f"layers/{layer.snake}{'_' + str(k) if k else ''}/vars")
-            for i, (_, a) in enumerate(layer.weights):
-                vars_group.create_dataset(str(i), data=a.astype(np.float32))
+        _write_keras3_weights(f, model, names=False)
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("metadata.json", json.dumps({"keras_version": "3.3.3"}))
         z.writestr("config.json", json.dumps({"module": "keras.src.models.functional", **model_config(model, True)}))

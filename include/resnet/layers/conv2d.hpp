@@ -64,11 +64,12 @@ public:
                 winograd::transform_weights(wino_m_, weight.data(), cout_, cin_));
             return;
         }
-        const int64_t rows = group_out(), panels = detail::panel_count(rows);
-        packed_ = Tensor<T>::uninitialized({groups, panels, krows(), detail::kPanelRows});
+        const int R = detail::kernels<T>().rows;
+        const int64_t rows = group_out(), panels = detail::panel_count(rows, R);
+        packed_ = Tensor<T>::uninitialized({groups, panels, krows(), R});
         for (int g = 0; g < groups; ++g)
-            detail::pack_panels(weight.data() + g * rows * krows(), rows, krows(),
-                                packed_.data() + g * panels * krows() * detail::kPanelRows);
+            detail::pack_panels(weight.data() + g * rows * krows(), rows, krows(), R,
+                                packed_.data() + g * panels * krows() * R);
     }
 
     /// Conv (with `conv_bias` if not null) followed by eval-mode BatchNorm2d,
@@ -103,22 +104,22 @@ public:
     /// Elements of scratch needed for one image of h×w: one im2col band (0
     /// when the input is read in place) or the Winograd transforms.
     int64_t workspace_size(int h, int w) const {
-        if (wino_m_) return winograd::Plan::make(wino_m_, cin_, cout_, h, w).total;
+        if (wino_m_) return winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w).total;
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
         if (reads_in_place(plane)) return 0;
         const int band = im2col_band(out_size(h), out_size(w));
-        return groups_ * krows() * strips(int64_t(band) * out_size(w)) * detail::kStrip<T>;
+        return groups_ * krows() * strips(int64_t(band) * out_size(w)) * strip();
     }
 
     /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
     void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col,
                  detail::ThreadPool& pool) const {
         if (wino_m_)
-            return winograd::forward(winograd::Plan::make(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
+            return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
                                      bias_.data(), in, n, out, ep.residual, ep.relu, col, pool);
         const int ho = out_size(h), wo = out_size(w);
         const int64_t plane = int64_t(ho) * wo;
-        constexpr int S = detail::kStrip<T>;
+        const int S = strip();
         const int band = im2col_band(ho, wo);
         const int64_t a_group = packed_.size() / groups_;
         for (int img = 0; img < n; ++img) {
@@ -173,7 +174,9 @@ private:
     /// Per group: output channels, and rows of the GEMM's B (im2col rows).
     int64_t group_out() const { return cout_ / groups_; }
     int64_t krows() const { return int64_t(cin_ / groups_) * k_ * k_; }
-    static int64_t strips(int64_t plane) { return (plane + detail::kStrip<T> - 1) / detail::kStrip<T>; }
+    /// Columns per micro-kernel strip: the GEMM's B rows are padded to whole strips.
+    static int strip() { return detail::kernels<T>().strip(); }
+    static int64_t strips(int64_t plane) { return (plane + strip() - 1) / strip(); }
 
     /// Output rows per im2col band: the im2col matrix is built and consumed
     /// a band at a time, ≤ kBandBytes unless one row alone is larger. The
@@ -193,7 +196,7 @@ private:
     /// 14×14 and 7×7): their unaligned rows with a copied partial strip ran
     /// at 50 and 42–47 GFLOP/s in place, 62–74 and 56 copied.
     bool reads_in_place(int64_t plane) const {
-        return k_ == 1 && stride_ == 1 && pad_ == 0 && plane % detail::kStrip<T> == 0;
+        return k_ == 1 && stride_ == 1 && pad_ == 0 && plane % strip() == 0;
     }
 
     /// Rows (c, i, j) for j < k of the im2col matrix of output rows

@@ -1,10 +1,9 @@
 #pragma once
 // Winograd F(m×m, 3×3), m = 4 or 2, for 3×3, stride-1, pad-1, dilation-1
 // convolutions.
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "../detail/gemm.hpp"
 #include "../detail/thread_pool.hpp"
@@ -63,17 +62,17 @@ namespace resnet::winograd {
 // Contract
 //   * transform_weights() runs once, when the Conv2d is built: U = G g Gᵀ in
 //     double, rounded to T, stored as α² Cout × Cin matrices (α = m + 2:
-//     36 for m = 4, 16 for m = 2), each cut
-//     into panels of kPanelRows output channels (Cin × kPanelRows, the last
-//     one zero-padded) — the layout the GEMM micro-kernel streams.
-//   * Plan::make(m, cin, cout, h, w) fixes the partition of one image's work
-//     from the layer shape alone. The ⌈h/m⌉·⌈w/m⌉ tiles (row-major) are cut
+//     36 for m = 4, 16 for m = 2), each cut into panels of R output
+//     channels (Cin × R, the last one zero-padded; R = the micro-kernel's
+//     panel rows, detail/kernels.hpp) — the layout the GEMM micro-kernel streams.
+//   * Plan::make<T>(m, cin, cout, h, w) fixes the partition of one image's
+//     work from the layer shape and the kernels' R alone. The ⌈h/m⌉·⌈w/m⌉ tiles (row-major) are cut
 //     into `chunks` runs of ≤ kMaxChunkTiles consecutive tiles (equal sizes).
 //   * forward(): per image, two parallel_for passes —
 //       1. input transform, one item per (chunk, kCinBlock input channels):
-//          gather α×α patches (zero padding) L tiles at a time, Bᵀ d B, into
+//          gather α×α patches (zero padding) L tiles (one vector) at a time, Bᵀ d B, into
 //          V[chunk][ξ][c][tile];
-//       2. one item per (chunk, kItemPanels panels of output channels): the
+//       2. one item per (chunk, ⌈kItemRows / R⌉ panels of output channels): the
 //          α² GEMMs into the item's own M slice, then the output transform
 //          Aᵀ M A with the epilogue fused (+ bias, + residual, ReLU), written
 //          straight into the NCHW output, partial border tiles clipped.
@@ -119,21 +118,15 @@ namespace resnet::winograd {
 
 constexpr int kMaxChunkTiles = 112;  // tiles per chunk (the GEMM's N); bounds scratch
 constexpr int kCinBlock = 16;        // input channels per input-transform item
-using resnet::detail::kPanelRows;     // output channels per micro-kernel panel
-constexpr int kItemPanels = 11;      // panels per GEMM/output item (66 channels)
+constexpr int kItemRows = 66;        // output channels per GEMM/output item, rounded up to whole panels
 
 /// 3×3, stride 1, pad 1, dilation 1: the convolutions this file handles.
 inline bool eligible(int kernel, int stride, int pad, int dilation) {
     return kernel == 3 && stride == 1 && pad == 1 && dilation == 1;
 }
 
-inline int panels(int cout) { return int(resnet::detail::panel_count(cout)); }
-
-using resnet::detail::kLanes;  // tiles handled side by side
-using resnet::detail::Lanes;
-
-/// F(m×m, 3×3): α = m + 2 points per axis, G (α × 3), and
-/// the 1-D transforms on L tiles side by side (see the matrices above).
+/// F(m×m, 3×3): α = m + 2 points per axis and G (α × 3); the input and
+/// output transforms (Bᵀ, Aᵀ) are in detail/kernel_body.hpp, per instruction set.
 /// The weight transform runs in double: in long double it took a quarter
 /// of ResNet-50's load time, and rounding to float hides the difference.
 template <int M>
@@ -148,75 +141,25 @@ struct Transform<4> {
                                        {-16 / 15.0, -8 / 15.0, -4 / 15.0},
                                        {1 / 15.0, -2 / 15.0, 4 / 15.0},
                                        {0, 0, 1}};
-    /// o_i = (Bᵀ d)_i: d_j at s[j·ss + l], o_i to o[i·os + l].
-    template <class T>
-    static void input(const T* s, int64_t ss, T* o, int64_t os) {
-        using A = Lanes<T>;
-        using In = Eigen::Map<const A>;
-        using Out = Eigen::Map<A>;
-        const A d0 = In(s), d1 = In(s + ss), d2 = In(s + 2 * ss), d3 = In(s + 3 * ss), d4 = In(s + 4 * ss),
-                d5 = In(s + 5 * ss);
-        const A t1 = d3 - d1, t2 = d4 - d2;
-        Out{o} = (d0 - d2) + t2 + T(1.5) * t1;
-        Out{o + os} = (d4 + d1) + T(0.5) * d3 - T(2.5) * d2;
-        Out{o + 2 * os} = (d4 - d1) + T(0.5) * d2 + T(2.5) * d3;
-        Out{o + 3 * os} = t2 + T(2) * t1;
-        Out{o + 4 * os} = t2 - T(0.5) * t1;
-        Out{o + 5 * os} = (d5 - d3) - t1 + T(1.5) * t2;
-    }
-    /// y_i = (Aᵀ m)_i + add: m_j at s[j·ss + l], y_i to y[i·ys + l].
-    template <class T>
-    static void output(const T* s, int64_t ss, T* y, int64_t ys, T add) {
-        using A = Lanes<T>;
-        using In = Eigen::Map<const A>;
-        using Out = Eigen::Map<A>;
-        const A m0 = In(s), m1 = In(s + ss), m2 = In(s + 2 * ss), m3 = In(s + 3 * ss), m4 = In(s + 4 * ss),
-                m5 = In(s + 5 * ss);
-        const A sum = m1 + m2, dif = m2 - m1;
-        Out{y} = ((m0 + sum) + (m3 + m4)) + add;
-        Out{y + ys} = (dif + T(0.5) * m3 - T(2) * m4) + add;
-        Out{y + 2 * ys} = (sum + T(0.25) * m3 + T(4) * m4) + add;
-        Out{y + 3 * ys} = ((dif + m5) + T(0.125) * m3 - T(8) * m4) + add;
-    }
 };
 
 template <>
 struct Transform<2> {
     static constexpr int alpha = 4;
     static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-    template <class T>
-    static void input(const T* s, int64_t ss, T* o, int64_t os) {
-        using A = Lanes<T>;
-        using In = Eigen::Map<const A>;
-        using Out = Eigen::Map<A>;
-        const A d0 = In(s), d1 = In(s + ss), d2 = In(s + 2 * ss), d3 = In(s + 3 * ss);
-        Out{o} = d0 - d2;
-        Out{o + os} = d1 + d2;
-        Out{o + 2 * os} = d2 - d1;
-        Out{o + 3 * os} = d1 - d3;
-    }
-    template <class T>
-    static void output(const T* s, int64_t ss, T* y, int64_t ys, T add) {
-        using A = Lanes<T>;
-        using In = Eigen::Map<const A>;
-        using Out = Eigen::Map<A>;
-        const A m0 = In(s), m1 = In(s + ss), m2 = In(s + 2 * ss), m3 = In(s + 3 * ss);
-        Out{y} = ((m0 + m1) + m2) + add;
-        Out{y + ys} = ((m1 - m2) - m3) + add;
-    }
 };
 
 inline int alpha(int m) { return m + 2; }
 
-/// U[ξ][panel][c][r] = (G g[panel·kPanelRows + r][c] Gᵀ)[ξ] (0 past Cout),
-/// for w = [Cout, Cin, 3, 3] row-major.
+/// U[ξ][panel][c][r] = (G g[panel·R + r][c] Gᵀ)[ξ] (0 past Cout), for
+/// w = [Cout, Cin, 3, 3] row-major and R = kernels<T>().rows.
 template <class T, int M>
 Tensor<T> transform_weights(const T* w, int cout, int cin) {
     using L = double;
     constexpr int a = Transform<M>::alpha;
     const auto& G = Transform<M>::G;
-    const int np = panels(cout);
-    Tensor<T> u({a * a, np, cin, kPanelRows});
+    const int R = resnet::detail::kernels<T>().rows, np = int(resnet::detail::panel_count(cout, R));
+    Tensor<T> u({a * a, np, cin, R});
     for (int o = 0; o < cout; ++o)
         for (int c = 0; c < cin; ++c) {
             const T* g = w + (int64_t(o) * cin + c) * 9;
@@ -225,8 +168,8 @@ Tensor<T> transform_weights(const T* w, int cout, int cin) {
                 for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
             for (int i = 0; i < a; ++i)
                 for (int j = 0; j < a; ++j) {
-                    const int64_t xi = i * a + j, panel = o / kPanelRows;
-                    u[((xi * np + panel) * cin + c) * kPanelRows + o % kPanelRows] =
+                    const int64_t xi = i * a + j, panel = o / R;
+                    u[((xi * np + panel) * cin + c) * R + o % R] =
                         T(gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2]);
                 }
         }
@@ -242,14 +185,17 @@ Tensor<T> transform_weights(int m, const T* w, int cout, int cin) {
 /// The fixed work partition of one image (see the contract above). Sizes in
 /// elements of T.
 struct Plan {
+    static constexpr int kMaxChunkTiles = winograd::kMaxChunkTiles;
     int m = 4, alpha = 6, points = 36;  // output tile m×m, patch α×α, α² GEMMs
     int cin = 0, cout = 0, h = 0, w = 0;
     int tiles_y = 0, tiles_x = 0, tiles = 0;
     int chunks = 0, chunk_tiles = 0, ld = 0;  // ld: row length, chunk_tiles rounded up to 16
-    int cin_blocks = 0, panels = 0, out_blocks = 0;
+    int rows = 6, lanes = 8;                  // the micro-kernel's panel rows and vector lanes
+    int cin_blocks = 0, panels = 0, item_panels = 0, out_blocks = 0;
     int64_t v_stride = 0;  // between the ξ matrices of V (Cin·ld + a cache line: no 4K aliasing)
     int64_t v_chunk = 0, m_item = 0, out_item = 0, total = 0;
 
+    template <class T>
     static Plan make(int m, int cin, int cout, int h, int w) {
         Plan p;
         p.m = m, p.alpha = winograd::alpha(m), p.points = p.alpha * p.alpha;
@@ -258,159 +204,91 @@ struct Plan {
         p.chunks = (p.tiles + kMaxChunkTiles - 1) / kMaxChunkTiles;
         p.chunk_tiles = (p.tiles + p.chunks - 1) / p.chunks;
         p.ld = (p.chunk_tiles + 15) / 16 * 16;
+        p.rows = resnet::detail::kernels<T>().rows, p.lanes = resnet::detail::kernels<T>().lanes;
         p.cin_blocks = (cin + kCinBlock - 1) / kCinBlock;
-        p.panels = winograd::panels(cout);
-        p.out_blocks = (p.panels + kItemPanels - 1) / kItemPanels;
+        p.panels = int(resnet::detail::panel_count(cout, p.rows));
+        p.item_panels = (kItemRows + p.rows - 1) / p.rows;
+        p.out_blocks = (p.panels + p.item_panels - 1) / p.item_panels;
         p.v_stride = int64_t(cin) * p.ld + 16;
         p.v_chunk = p.points * p.v_stride;
         // M[o][ξ][tile] for the item's channels, then m² output rows of ld and
         // one interleaved output row (≤ m·ld).
-        p.m_item = int64_t(kItemPanels) * kPanelRows * p.points * p.ld;
+        p.m_item = int64_t(p.item_panels) * p.rows * p.points * p.ld;
         p.out_item = p.m_item + int64_t(m) * m * p.ld + int64_t(m) * p.ld + 16;
         p.total = p.v_chunk * p.chunks + p.out_item * p.chunks * p.out_blocks + 16;  // + alignment slack
         return p;
     }
+
+    int chunk_size(int chunk) const { return std::min(tiles, (chunk + 1) * chunk_tiles) - chunk * chunk_tiles; }
+    /// Tiles processed by the vector code: nt rounded up to whole vectors
+    /// (≤ ld; the extra lanes carry zeros and are never stored).
+    int padded(int nt) const { return (nt + lanes - 1) / lanes * lanes; }
 };
 
 namespace detail {
 
-inline int chunk_size(const Plan& p, int chunk) {
-    return std::min(p.tiles, (chunk + 1) * p.chunk_tiles) - chunk * p.chunk_tiles;
-}
-
-/// Tiles processed by the vector code: the chunk's, rounded up to whole
-/// vectors (the extra lanes carry zeros and are never stored).
+/// The transforms of kernel_body.hpp for one instruction set, [0]: F(2×2), [1]: F(4×4).
 template <class T>
-inline int padded_size(int nt) {
-    return (nt + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
-}
+struct Transforms {
+    void (*input[2])(const Plan&, const T*, int, int, int, T*);
+    void (*output[2])(const Plan&, const T*, int, int, int, const T*, T*, const T*, bool, T*);
+};
 
-/// Input transform of channels [c0, c1) of one chunk into its V:
-/// v[ξ·v_stride + c·ld + k] = (Bᵀ d B)[ξ] of tile k, channel c.
-template <class T, int M>
-void input_transform(const Plan& p, const T* x, int chunk, int c0, int c1, T* v) {
-    constexpr int L = kLanes<T>, A = Transform<M>::alpha;
-    const int first = chunk * p.chunk_tiles, nt = chunk_size(p, chunk), nv = padded_size<T>(nt);
-    int y0s[kMaxChunkTiles], x0s[kMaxChunkTiles];  // top-left input pixel of each tile
-    for (int k = 0; k < nt; ++k) y0s[k] = M * ((first + k) / p.tiles_x) - 1, x0s[k] = M * ((first + k) % p.tiles_x) - 1;
-    for (int c = c0; c < c1; ++c) {
-        const T* xc = x + int64_t(c) * p.h * p.w;
-        T* vc = v + int64_t(c) * p.ld;
-        for (int k0 = 0; k0 < nv; k0 += L) {
-            alignas(64) T d[A * A * L];  // d[(r·α + s)·L + l]: patch element (r, s) of tile k0 + l
-            for (int l = 0; l < L; ++l) {
-                T* dl = d + l;
-                if (k0 + l >= nt) {
-                    for (int e = 0; e < A * A; ++e) dl[e * L] = T(0);
-                    continue;
-                }
-                const int y0 = y0s[k0 + l], x0 = x0s[k0 + l];
-                const bool full_row = x0 >= 0 && x0 + A <= p.w;
-                for (int r = 0; r < A; ++r, dl += A * L) {
-                    const int y = y0 + r;
-                    if (y < 0 || y >= p.h) {
-                        for (int s = 0; s < A; ++s) dl[s * L] = T(0);
-                        continue;
-                    }
-                    const T* row = xc + int64_t(y) * p.w;
-                    if (full_row)
-                        for (int s = 0; s < A; ++s) dl[s * L] = row[x0 + s];
-                    else
-                        for (int s = 0; s < A; ++s) dl[s * L] = x0 + s >= 0 && x0 + s < p.w ? row[x0 + s] : T(0);
-                }
-            }
-            alignas(64) T h[A * A * L];  // rows transformed: h[(r·α + b)·L + l]
-            for (int r = 0; r < A; ++r) Transform<M>::input(d + r * A * L, L, h + r * A * L, L);
-            for (int b = 0; b < A; ++b)
-                Transform<M>::input(h + b * L, A * L, vc + b * p.v_stride + k0, A * p.v_stride);
-        }
+#define RESNET_WINOGRAD_TRANSFORMS(ns, V)                                                 \
+    Transforms<typename V::Scalar> {                                                      \
+        {ns::wino_input<V, 2, Plan>, ns::wino_input<V, 4, Plan>},                         \
+        { ns::wino_output<V, 2, Plan>, ns::wino_output<V, 4, Plan> }                      \
     }
-}
 
-/// m[r][j] = Σ_c u[c][r] · v[c·vs + j] for r < kPanelRows, j < NV·L; rows
-/// r < rows are stored to m[r·ms + j].
-template <class T, int NV>
-inline void micro_kernel(int cin, const T* u, const T* v, int64_t vs, T* __restrict m, int64_t ms, int rows) {
-    Lanes<T> acc[kPanelRows][NV];
-    resnet::detail::panel_product<T, NV>(cin, u, v, vs, acc);
-    for (int r = 0; r < rows; ++r)
-        for (int j = 0; j < NV; ++j) Eigen::Map<Lanes<T>>(m + r * ms + j * kLanes<T>) = acc[r][j];
+/// The transforms of the process's instruction set (kernels<T>().isa).
+template <class T>
+const Transforms<T>& transforms() {
+    using namespace resnet::detail;
+    static const Transforms<T> t = [] {
+#if RESNET_X86_DISPATCH
+        if constexpr (std::is_same<T, float>::value) {
+            switch (kernels<T>().isa) {
+                case Isa::Sse2: return RESNET_WINOGRAD_TRANSFORMS(sse2, Sse2Vec);
+                case Isa::Avx2: return RESNET_WINOGRAD_TRANSFORMS(avx2, Avx2Vec);
+                case Isa::Avx512: return RESNET_WINOGRAD_TRANSFORMS(avx512, Avx512Vec);
+                default: break;
+            }
+        }
+#endif
+        return RESNET_WINOGRAD_TRANSFORMS(portable, EigenVec<T>);
+    }();
+    return t;
 }
+#undef RESNET_WINOGRAD_TRANSFORMS
 
 /// The α² products of one item: for every ξ, channels of panels
-/// [p0, p0 + np) × the chunk's tiles, into m[(o − o0)·α²·ld + ξ·ld + k].
+/// [p0, p0 + np) × the chunk's nv (padded) tiles, into
+/// m[(o − o0)·α²·ld + ξ·ld + k].
 template <class T>
 void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nv, T* m) {
-    constexpr int L = kLanes<T>;
+    const auto& kern = resnet::detail::kernels<T>();
+    const int L = kern.lanes, R = kern.rows;
     const int64_t ms = int64_t(p.points) * p.ld;
     for (int xi = 0; xi < p.points; ++xi) {
         const T* vx = v + xi * p.v_stride;
         T* mx = m + xi * p.ld;
         for (int k0 = 0; k0 < nv;) {
-            const int width = nv - k0 >= 2 * L ? 2 * L : L;
+            const int vectors = nv - k0 >= kern.strip() ? kern.vectors : 1;
             for (int q = 0; q < np; ++q) {
-                const int panel = p0 + q, rows = std::min(kPanelRows, p.cout - panel * kPanelRows);
-                const T* up = u + (int64_t(xi) * p.panels + panel) * p.cin * kPanelRows;
-                T* mo = mx + q * kPanelRows * ms + k0;
-                if (width == 2 * L)
-                    micro_kernel<T, 2>(p.cin, up, vx + k0, p.ld, mo, ms, rows);
-                else
-                    micro_kernel<T, 1>(p.cin, up, vx + k0, p.ld, mo, ms, rows);
+                const int panel = p0 + q, rows = std::min(R, p.cout - panel * R);
+                kern.tile({p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + k0, p.ld, vectors,
+                           mx + q * R * ms + k0, ms, rows, vectors * L, false, nullptr, nullptr, false});
             }
-            k0 += width;
+            k0 += vectors * L;
         }
     }
 }
 
-/// Output transform of channels [o0, o0 + nr) of one chunk from m (as
-/// written by gemms) with the fused epilogue, into the image's output `out`
-/// (Cout × h × w) with `residual` of the same shape (or null).
-template <class T, int M>
-void output_transform(const Plan& p, const T* m, int chunk, int o0, int nr, const T* bias, T* out,
-                      const T* residual, bool relu, T* stage) {
-    constexpr int L = kLanes<T>, A = Transform<M>::alpha;
-    T* __restrict yb = stage;                  // yb[(i·m + j)·ld + k]: output (i, j) of tile k
-    T* __restrict row = stage + M * M * p.ld;  // one output row of a run of tiles, ≤ m·ld
-    const int first = chunk * p.chunk_tiles, nt = chunk_size(p, chunk), nv = padded_size<T>(nt);
-    const int64_t plane = int64_t(p.h) * p.w;
-    for (int o = o0; o < o0 + nr; ++o) {
-        const T* mo = m + int64_t(o - o0) * p.points * p.ld;
-        const T bo = bias[o];
-        for (int k0 = 0; k0 < nv; k0 += L) {
-            alignas(64) T t[A * M * L];  // columns transformed: t[(b·m + i)·L + l]
-            for (int b = 0; b < A; ++b) Transform<M>::output(mo + b * p.ld + k0, A * p.ld, t + b * M * L, L, T(0));
-            for (int i = 0; i < M; ++i) Transform<M>::output(t + i * L, M * L, yb + i * M * p.ld + k0, p.ld, bo);
-        }
-        T* oc = out + int64_t(o) * plane;
-        const T* rc = residual ? residual + int64_t(o) * plane : nullptr;
-        // Runs of tiles within one tile row: interleave the m columns of each
-        // tile into an output row, then add the residual, ReLU and store.
-        for (int k = 0; k < nt;) {
-            const int t = first + k, ty = t / p.tiles_x, tx = t % p.tiles_x, n = std::min(p.tiles_x - tx, nt - k);
-            const int x0 = M * tx, wn = std::min(M * n, p.w - x0);
-            for (int i = 0; i < M && M * ty + i < p.h; ++i) {
-                const T* yi = yb + i * M * p.ld + k;  // yi[j·ld + q]: output (i, j) of tile k + q
-                for (int q = 0; q < n; ++q)
-                    for (int j = 0; j < M; ++j) row[M * q + j] = yi[j * p.ld + q];
-                const int64_t off = int64_t(M * ty + i) * p.w + x0;
-                T* __restrict dst = oc + off;
-                if (rc) {
-                    const T* __restrict res = rc + off;
-                    for (int q = 0; q < wn; ++q) row[q] += res[q];
-                }
-                if (relu)
-                    for (int q = 0; q < wn; ++q) dst[q] = std::max(row[q], T(0));
-                else
-                    std::copy(row, row + wn, dst);
-            }
-            k += n;
-        }
-    }
-}
-
-template <class T, int M>
+template <class T>
 void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
              T* ws, resnet::detail::ThreadPool& pool) {
+    const Transforms<T>& tr = transforms<T>();
+    const int which = p.m == 4;
     // 64-byte align the scratch (the caller's pointer may be anywhere).
     T* base = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(ws) + 63) & ~uintptr_t(63));
     T* v = base;
@@ -420,17 +298,17 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
         const T* x = in + img * in_plane;
         pool.parallel_for(int64_t(p.chunks) * p.cin_blocks, [&](int64_t item) {
             const int chunk = int(item / p.cin_blocks), c0 = int(item % p.cin_blocks) * kCinBlock;
-            input_transform<T, M>(p, x, chunk, c0, std::min(p.cin, c0 + kCinBlock), v + chunk * p.v_chunk);
+            tr.input[which](p, x, chunk, c0, std::min(p.cin, c0 + kCinBlock), v + chunk * p.v_chunk);
         });
         T* y = out + img * out_plane;
         const T* res = residual ? residual + img * out_plane : nullptr;
         pool.parallel_for(int64_t(p.chunks) * p.out_blocks, [&](int64_t item) {
-            const int chunk = int(item / p.out_blocks), p0 = int(item % p.out_blocks) * kItemPanels;
-            const int np = std::min(kItemPanels, p.panels - p0), o0 = p0 * kPanelRows;
-            const int nr = std::min(np * kPanelRows, p.cout - o0);
+            const int chunk = int(item / p.out_blocks), p0 = int(item % p.out_blocks) * p.item_panels;
+            const int np = std::min(p.item_panels, p.panels - p0), o0 = p0 * p.rows;
+            const int nr = std::min(np * p.rows, p.cout - o0);
             T* m = items + item * p.out_item;
-            gemms(p, u, v + chunk * p.v_chunk, p0, np, padded_size<T>(chunk_size(p, chunk)), m);
-            output_transform<T, M>(p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item);
+            gemms(p, u, v + chunk * p.v_chunk, p0, np, p.padded(p.chunk_size(chunk)), m);
+            tr.output[which](p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item);
         });
     }
 }
@@ -442,10 +320,7 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
 template <class T>
 void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
              T* ws, resnet::detail::ThreadPool& pool) {
-    if (p.m == 4)
-        detail::forward<T, 4>(p, u, bias, in, n, out, residual, relu, ws, pool);
-    else
-        detail::forward<T, 2>(p, u, bias, in, n, out, residual, relu, ws, pool);
+    detail::forward(p, u, bias, in, n, out, residual, relu, ws, pool);
 }
 
 }  // namespace resnet::winograd

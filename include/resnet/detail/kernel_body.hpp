@@ -1,0 +1,217 @@
+// The hot kernels, written once against a vector type's operations V and
+// compiled once per instruction set: kernels.hpp includes this file (no
+// include guard, on purpose) with
+//   RESNET_KERNEL_NS    the namespace of this copy (portable, sse2, avx2, avx512)
+//   RESNET_KERNEL_ATTR  attributes of every function: __attribute__((target(…))) or nothing
+// so that code inlined into these functions is compiled for that set, whatever
+// the global flags. V (kernels.hpp) gives the scalar type T, the register
+// type `type`, `lanes`, and zero/load/store/set1/fma/add/max; `type` also
+// has +, − and scalar · (GCC/Clang vector extensions, or Eigen arrays).
+
+namespace resnet::detail::RESNET_KERNEL_NS {
+
+/// acc[r][v] = Σ_{c<k} a[c·R + r] · b[c·ldb + v·L + l], c in order; then
+/// the tile's store (TileArgs in kernels.hpp).
+template <class V, int R, int NV>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::Scalar>& t) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    constexpr int L = V::lanes;
+    X acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    const T* __restrict a = t.a;
+    const T* __restrict b = t.b;
+    for (int64_t c = 0; c < t.k; ++c, a += R, b += t.ldb) {
+        X x[NV];
+        for (int v = 0; v < NV; ++v) x[v] = V::load(b + v * L);
+        for (int r = 0; r < R; ++r) {
+            const X ar = V::set1(a[r]);
+            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, x[v], acc[r][v]);
+        }
+    }
+    if (t.cols == NV * L) {
+        // Unrolled, so that acc stays in registers (indexed by constants)
+        // instead of being spilled for a loop over a run-time row count.
+        RESNET_UNROLL_ALL
+        for (int r = 0; r < R; ++r) {
+            if (r == t.rows) break;
+            T* dst = t.c + r * t.ldc;
+            const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
+            for (int v = 0; v < NV; ++v) {
+                X y = acc[r][v];
+                if (t.accumulate) y = V::add(V::load(dst + v * L), y);
+                if (t.bias) y = V::add(y, V::set1(t.bias[r]));
+                if (res) y = V::add(y, V::load(res + v * L));
+                if (t.relu) y = V::max(y, V::zero());
+                V::store(dst + v * L, y);
+            }
+        }
+        return;
+    }
+    alignas(64) T tile[R][NV * L];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) V::store(tile[r] + v * L, acc[r][v]);
+    for (int r = 0; r < t.rows; ++r) {
+        T* dst = t.c + r * t.ldc;
+        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
+        for (int j = 0; j < t.cols; ++j) {
+            T y = tile[r][j];
+            if (t.accumulate) y = dst[j] + y;
+            if (t.bias) y += t.bias[r];
+            if (res) y += res[j];
+            dst[j] = t.relu ? std::max(y, T(0)) : y;
+        }
+    }
+}
+
+/// The micro-kernel entry (Kernels::tile): t.vectors is NV or 1.
+template <class V, int R, int NV>
+RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
+    if (t.vectors == NV)
+        tile_n<V, R, NV>(t);
+    else
+        tile_n<V, R, 1>(t);
+}
+
+// --- Winograd F(m×m, 3×3) transforms (matrices and contract: winograd.hpp) --
+
+/// o_i = (Bᵀ d)_i on L tiles side by side: d_j at s[j·ss + l], o_i to o[i·os + l].
+template <class V, int M>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_in(const typename V::Scalar* s, int64_t ss, typename V::Scalar* o,
+                                                     int64_t os) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    const X d0 = V::load(s), d1 = V::load(s + ss), d2 = V::load(s + 2 * ss), d3 = V::load(s + 3 * ss);
+    if constexpr (M == 4) {
+        const X d4 = V::load(s + 4 * ss), d5 = V::load(s + 5 * ss);
+        const X t1 = d3 - d1, t2 = d4 - d2;
+        V::store(o, (d0 - d2) + t2 + T(1.5) * t1);
+        V::store(o + os, (d4 + d1) + T(0.5) * d3 - T(2.5) * d2);
+        V::store(o + 2 * os, (d4 - d1) + T(0.5) * d2 + T(2.5) * d3);
+        V::store(o + 3 * os, t2 + T(2) * t1);
+        V::store(o + 4 * os, t2 - T(0.5) * t1);
+        V::store(o + 5 * os, (d5 - d3) - t1 + T(1.5) * t2);
+    } else {
+        V::store(o, d0 - d2);
+        V::store(o + os, d1 + d2);
+        V::store(o + 2 * os, d2 - d1);
+        V::store(o + 3 * os, d1 - d3);
+    }
+}
+
+/// y_i = (Aᵀ m)_i + add: m_j at s[j·ss + l], y_i to y[i·ys + l].
+template <class V, int M>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_out(const typename V::Scalar* s, int64_t ss, typename V::Scalar* y,
+                                                      int64_t ys, typename V::Scalar add) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    const X m0 = V::load(s), m1 = V::load(s + ss), m2 = V::load(s + 2 * ss), m3 = V::load(s + 3 * ss);
+    const X a = V::set1(add);
+    if constexpr (M == 4) {
+        const X m4 = V::load(s + 4 * ss), m5 = V::load(s + 5 * ss);
+        const X sum = m1 + m2, dif = m2 - m1;
+        V::store(y, ((m0 + sum) + (m3 + m4)) + a);
+        V::store(y + ys, (dif + T(0.5) * m3 - T(2) * m4) + a);
+        V::store(y + 2 * ys, (sum + T(0.25) * m3 + T(4) * m4) + a);
+        V::store(y + 3 * ys, ((dif + m5) + T(0.125) * m3 - T(8) * m4) + a);
+    } else {
+        V::store(y, ((m0 + m1) + m2) + a);
+        V::store(y + ys, ((m1 - m2) - m3) + a);
+    }
+}
+
+/// Input transform of channels [c0, c1) of one chunk into its V (P: winograd::Plan):
+/// v[ξ·v_stride + c·ld + k] = (Bᵀ d B)[ξ] of tile k, channel c, for k below
+/// the chunk's padded tile count (zero patches past its tiles).
+template <class V, int M, class P>
+RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int chunk, int c0, int c1,
+                                   typename V::Scalar* v) {
+    using T = typename V::Scalar;
+    constexpr int L = V::lanes, A = M + 2;
+    const int first = chunk * p.chunk_tiles, nt = p.chunk_size(chunk), nv = p.padded(nt);
+    int y0s[P::kMaxChunkTiles], x0s[P::kMaxChunkTiles];  // top-left input pixel of each tile
+    for (int k = 0; k < nt; ++k) y0s[k] = M * ((first + k) / p.tiles_x) - 1, x0s[k] = M * ((first + k) % p.tiles_x) - 1;
+    for (int c = c0; c < c1; ++c) {
+        const T* xc = x + int64_t(c) * p.h * p.w;
+        T* vc = v + int64_t(c) * p.ld;
+        for (int k0 = 0; k0 < nv; k0 += L) {
+            alignas(64) T d[A * A * L];  // d[(r·α + s)·L + l]: patch element (r, s) of tile k0 + l
+            for (int l = 0; l < L; ++l) {
+                T* dl = d + l;
+                if (k0 + l >= nt) {
+                    for (int e = 0; e < A * A; ++e) dl[e * L] = T(0);
+                    continue;
+                }
+                const int y0 = y0s[k0 + l], x0 = x0s[k0 + l];
+                const bool full_row = x0 >= 0 && x0 + A <= p.w;
+                for (int r = 0; r < A; ++r, dl += A * L) {
+                    const int y = y0 + r;
+                    if (y < 0 || y >= p.h) {
+                        for (int s = 0; s < A; ++s) dl[s * L] = T(0);
+                        continue;
+                    }
+                    const T* row = xc + int64_t(y) * p.w;
+                    if (full_row)
+                        for (int s = 0; s < A; ++s) dl[s * L] = row[x0 + s];
+                    else
+                        for (int s = 0; s < A; ++s) dl[s * L] = x0 + s >= 0 && x0 + s < p.w ? row[x0 + s] : T(0);
+                }
+            }
+            alignas(64) T h[A * A * L];  // rows transformed: h[(r·α + b)·L + l]
+            for (int r = 0; r < A; ++r) wino_in<V, M>(d + r * A * L, L, h + r * A * L, L);
+            for (int b = 0; b < A; ++b) wino_in<V, M>(h + b * L, A * L, vc + b * p.v_stride + k0, A * p.v_stride);
+        }
+    }
+}
+
+/// Output transform of channels [o0, o0 + nr) of one chunk from m
+/// (m[(o − o0)·α²·ld + ξ·ld + k], the item's GEMM results) with the fused
+/// epilogue, into the image's output `out` (Cout × h × w) with `residual` of
+/// the same shape (or null); `stage` holds m²·ld + m·ld elements.
+template <class V, int M, class P>
+RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int chunk, int o0, int nr,
+                                    const typename V::Scalar* bias, typename V::Scalar* out, const typename V::Scalar* residual,
+                                    bool relu, typename V::Scalar* stage) {
+    using T = typename V::Scalar;
+    constexpr int L = V::lanes, A = M + 2;
+    T* __restrict yb = stage;                  // yb[(i·m + j)·ld + k]: output (i, j) of tile k
+    T* __restrict row = stage + M * M * p.ld;  // one output row of a run of tiles, ≤ m·ld
+    const int first = chunk * p.chunk_tiles, nt = p.chunk_size(chunk), nv = p.padded(nt);
+    const int64_t plane = int64_t(p.h) * p.w;
+    for (int o = o0; o < o0 + nr; ++o) {
+        const T* mo = m + int64_t(o - o0) * p.points * p.ld;
+        const T bo = bias[o];
+        for (int k0 = 0; k0 < nv; k0 += L) {
+            alignas(64) T t[A * M * L];  // columns transformed: t[(b·m + i)·L + l]
+            for (int b = 0; b < A; ++b) wino_out<V, M>(mo + b * p.ld + k0, A * p.ld, t + b * M * L, L, T(0));
+            for (int i = 0; i < M; ++i) wino_out<V, M>(t + i * L, M * L, yb + i * M * p.ld + k0, p.ld, bo);
+        }
+        T* oc = out + int64_t(o) * plane;
+        const T* rc = residual ? residual + int64_t(o) * plane : nullptr;
+        // Runs of tiles within one tile row: interleave the m columns of each
+        // tile into an output row, then add the residual, ReLU and store.
+        for (int k = 0; k < nt;) {
+            const int t = first + k, ty = t / p.tiles_x, tx = t % p.tiles_x, n = std::min(p.tiles_x - tx, nt - k);
+            const int x0 = M * tx, wn = std::min(M * n, p.w - x0);
+            for (int i = 0; i < M && M * ty + i < p.h; ++i) {
+                const T* yi = yb + i * M * p.ld + k;  // yi[j·ld + q]: output (i, j) of tile k + q
+                for (int q = 0; q < n; ++q)
+                    for (int j = 0; j < M; ++j) row[M * q + j] = yi[j * p.ld + q];
+                const int64_t off = int64_t(M * ty + i) * p.w + x0;
+                T* __restrict dst = oc + off;
+                if (rc) {
+                    const T* __restrict res = rc + off;
+                    for (int q = 0; q < wn; ++q) row[q] += res[q];
+                }
+                if (relu)
+                    for (int q = 0; q < wn; ++q) dst[q] = std::max(row[q], T(0));
+                else
+                    std::copy(row, row + wn, dst);
+            }
+            k += n;
+        }
+    }
+}
+
+}  // namespace resnet::detail::RESNET_KERNEL_NS
