@@ -20,9 +20,11 @@
 #if defined(__GNUC__)
 #define RESNET_ALWAYS_INLINE inline __attribute__((always_inline))
 #define RESNET_UNROLL_ALL _Pragma("GCC unroll 32")
+#define RESNET_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define RESNET_ALWAYS_INLINE inline
 #define RESNET_UNROLL_ALL
+#define RESNET_PREFETCH(p)
 #endif
 
 namespace resnet::detail {
