@@ -30,7 +30,7 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         // ResNet-50 at 1 thread from 96 to 90 ms (median over 10 interleaved
         // rounds of the best of 8 calls, Intel Xeon family 6 model 207, busy;
         // 16 ahead: no gain).
-        for (int v = 0; v < NV; ++v) RESNET_PREFETCH(b + 8 * t.ldb + v * L);
+        for (int v = 0; v < NV; ++v) RESNET_PREFETCH(b, 8 * t.ldb + v * L);
         for (int r = 0; r < R; ++r) {
             const X ar = V::set1(a[r]);
             for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, x[v], acc[r][v]);
