@@ -38,7 +38,10 @@ inline std::set<std::string> answered_inputs(const std::string& path) {
             in.close();
             if (!input.empty()) {
                 inputs.insert(input);
-                std::ofstream(path, std::ios::app | std::ios::binary) << '\n';
+                std::ofstream out(path, std::ios::app | std::ios::binary);
+                out << '\n';
+                out.close();
+                if (!out) resnet::detail::fail(path, ": cannot complete its last line: ", std::strerror(errno));
                 std::cerr << "classify: " << path << ": completed its last line, which lacked a newline\n";
             } else {
                 std::filesystem::resize_file(path, whole);
@@ -75,6 +78,11 @@ public:
             resnet::detail::fail(path, ": already holds results; pass --resume to continue it, or remove it");
         std::FILE* f = std::fopen(path.c_str(), "ab");
         if (!f) resnet::detail::fail(path, ": cannot open for appending: ", std::strerror(errno));
+        // Unbuffered, so one input's lines (N of them for an N-image .npy)
+        // leave in one write(2): a buffered stream splits text over 4 KiB
+        // into several, and a run killed between them left lines that made
+        // --resume skip the input's remaining images.
+        std::setvbuf(f, nullptr, _IONBF, 0);
         return LineWriter(f, path);
     }
 

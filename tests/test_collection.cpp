@@ -99,6 +99,28 @@ TEST_CASE("ordered_pipeline stops and rethrows when emit throws", "[collection]"
     CHECK_THROWS_WITH((resnet::ordered_pipeline<int, int>(1, {}, {}, {}, {0, 1, 1})), Contains("0 loaders"));
 }
 
+// A value whose second move throws: item 7's load succeeds, then queuing it
+// for a worker fails, as std::bad_alloc would, outside load() and run().
+struct FailsToQueue {
+    size_t id = 0;
+    int moves = 0;
+    explicit FailsToQueue(size_t i) : id(i) {}
+    FailsToQueue(FailsToQueue&& o) : id(o.id), moves(o.moves + 1) {
+        if (id == 7 && moves == 2) throw std::runtime_error("cannot queue item 7");
+    }
+};
+
+TEST_CASE("ordered_pipeline rethrows a failure of its own threads instead of ending the process", "[collection]") {
+    std::vector<size_t> emitted;
+    const auto run = [&] {
+        resnet::ordered_pipeline<FailsToQueue, size_t>(
+            100, [](size_t i) { return FailsToQueue(i); }, [](size_t, FailsToQueue v) { return v.id; },
+            [&](size_t i, resnet::Outcome<size_t>) { emitted.push_back(i); }, {2, 2, 4});
+    };
+    CHECK_THROWS_WITH(run(), "cannot queue item 7");
+    CHECK(emitted.size() <= 7);
+}
+
 TEST_CASE("image_files walks a tree for image extensions, sorted; read_list; shards", "[collection]") {
     const fs::path root = fs::temp_directory_path() / ("resnet_collection_" + std::to_string(::getpid()));
     fs::remove_all(root);

@@ -31,17 +31,21 @@ inline bool has_image_extension(const std::filesystem::path& path) {
 /// Every regular file with an image extension under `dir`, recursively
 /// (symbolic links to files followed, to directories not), as `dir` joined
 /// with the relative path, sorted byte-wise so every run and every machine
-/// sees the same order. Throws "<dir>: cannot list: <reason>".
+/// sees the same order. Throws "<dir>: cannot list <where>: <reason>",
+/// also for an unreadable subfolder: skipping it would silently drop its
+/// photos and change every shard's share.
 inline std::vector<std::string> image_files(const std::string& dir) {
     namespace fs = std::filesystem;
     std::vector<std::string> files;
     std::error_code ec;
-    fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+    fs::recursive_directory_iterator it(dir, ec), end;
+    std::string where = dir;
     for (; !ec && it != end; it.increment(ec)) {
         std::error_code file_ec;
-        if (it->is_regular_file(file_ec) && has_image_extension(it->path())) files.push_back(it->path().string());
+        where = it->path().string();
+        if (it->is_regular_file(file_ec) && has_image_extension(it->path())) files.push_back(where);
     }
-    if (ec) detail::fail(dir, ": cannot list: ", ec.message());
+    if (ec) detail::fail(dir, ": cannot list (after ", where, "): ", ec.message());
     std::sort(files.begin(), files.end());
     return files;
 }

@@ -46,7 +46,9 @@ struct PipelineOptions {
 /// threw) and the other items go on. Item i is loaded only once items before
 /// i - window have been emitted; loaded items wait for a worker in a
 /// BoundedQueue. If emit throws, the threads finish the item they are running,
-/// skip the rest, and the exception propagates.
+/// skip the rest, and the exception propagates; so does a failure of the
+/// pipeline's own bookkeeping on a thread (e.g. std::bad_alloc queuing a
+/// result), which would otherwise end the process.
 template <class Loaded, class Result>
 void ordered_pipeline(size_t count, const std::function<Loaded(size_t)>& load,
                       const std::function<Result(size_t, Loaded)>& run,
@@ -59,6 +61,7 @@ void ordered_pipeline(size_t count, const std::function<Loaded(size_t)>& load,
     size_t next = 0, emitted = 0;
     int loaders_left = options.loaders;
     bool stop = false;
+    std::exception_ptr fatal;  // a failure outside load() and run()
     std::map<size_t, Outcome<Result>> done;
     BoundedQueue<std::pair<size_t, Outcome<Loaded>>> queue(size_t(options.workers));
 
@@ -103,6 +106,21 @@ void ordered_pipeline(size_t count, const std::function<Loaded(size_t)>& load,
         }
     };
 
+    // Runs a thread's body; a failure escaping it stops the pipeline and is
+    // rethrown on the calling thread.
+    const auto guarded = [&](const auto& body) {
+        return [&] {
+            try {
+                body();
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (!fatal) fatal = std::current_exception();
+                stop = true;
+                queue.close();
+                progressed.notify_all();
+            }
+        };
+    };
     std::vector<std::thread> threads;
     const auto finish = [&] {
         {
@@ -114,13 +132,14 @@ void ordered_pipeline(size_t count, const std::function<Loaded(size_t)>& load,
         for (auto& t : threads) t.join();
     };
     try {
-        for (int t = 0; t < options.loaders; ++t) threads.emplace_back(loader);
-        for (int t = 0; t < options.workers; ++t) threads.emplace_back(worker);
+        for (int t = 0; t < options.loaders; ++t) threads.emplace_back(guarded(loader));
+        for (int t = 0; t < options.workers; ++t) threads.emplace_back(guarded(worker));
         for (size_t i = 0; i < count; ++i) {
             Outcome<Result> outcome;
             {
                 std::unique_lock<std::mutex> lock(mu);
-                progressed.wait(lock, [&] { return done.count(i) != 0; });
+                progressed.wait(lock, [&] { return fatal || done.count(i) != 0; });
+                if (fatal) std::rethrow_exception(fatal);
                 outcome = std::move(done.at(i));
                 done.erase(i);
             }

@@ -7,7 +7,8 @@
 // default flags still runs AVX2 or AVX-512 code. The set is chosen once, at
 // the first use, from the CPU (__builtin_cpu_supports), unless the
 // environment variable RESNET_ISA names one (portable|sse2|avx2|avx512).
-// Elsewhere (MSVC, ARM, or RESNET_NO_DISPATCH defined) only the portable
+// Elsewhere (MSVC, ARM, or RESNET_NO_DISPATCH defined: in every translation
+// unit of a program or in none, as the kernel tables would differ) only the portable
 // Eigen kernels exist, vectorized by whatever the global flags allow; double
 // always runs them.
 #include <cstdlib>

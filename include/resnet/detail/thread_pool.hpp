@@ -20,24 +20,27 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+#include "../error.hpp"
 
 namespace resnet::detail {
 
 class ThreadPool {
 public:
+    /// Starts threads - 1 workers; if the system refuses a thread (e.g. a
+    /// container's process limit), joins those started and throws an Error.
     explicit ThreadPool(int threads) {
-        for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
-    }
-    ~ThreadPool() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stop_ = true;
+        try {
+            for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
+        } catch (const std::system_error& e) {
+            stop_workers();
+            fail("ThreadPool: cannot start thread ", workers_.size() + 1, " of ", threads, ": ", e.what());
         }
-        wake_.notify_all();
-        for (auto& w : workers_) w.join();
     }
+    ~ThreadPool() { stop_workers(); }
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
@@ -51,7 +54,13 @@ public:
     void parallel_for(int64_t count, const F& fn) {
         if (count <= 0) return;
         if (workers_.empty() || count == 1) {
-            for (int64_t i = 0; i < count; ++i) fn(i);
+            std::exception_ptr first;
+            for (int64_t i = 0; i < count; ++i) try {
+                    fn(i);
+                } catch (...) {
+                    if (!first) first = std::current_exception();
+                }
+            if (first) std::rethrow_exception(first);
             return;
         }
         int64_t end = 0;
@@ -76,6 +85,15 @@ public:
     }
 
 private:
+    void stop_workers() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+    }
+
     /// Spins for `ready` up to kSpin, then gives up (the caller then blocks).
     /// A forward() issues ~100 parallel_for calls, most under a millisecond
     /// apart; blocking on the condition variables between them cost each a
