@@ -100,16 +100,26 @@ inline uint32_t read_be(const uint8_t* p, int bytes) {
     return v;
 }
 
-/// Refuses a PNG whose first IDAT chunk is empty: Debian's stb_image then
-/// memcpy()s zero bytes to a null pointer, which UBSan reports (found by fuzz_image).
-inline void check_first_idat(const uint8_t* d, size_t n, const std::string& name) {
+/// Refuses a PNG that stb_image would mishandle before finding it corrupt
+/// (both found by fuzz_image):
+///  - an empty first IDAT chunk: stb_image memcpy()s zero bytes to a null
+///    pointer, which UBSan reports;
+///  - an IDAT chunk declaring more bytes than the file has left: stb_image
+///    first grows its buffer to fit (up to 2 GiB for a 200-byte file), then
+///    finds the data missing. PIL refuses such a file as truncated too.
+inline void check_idat_chunks(const uint8_t* d, size_t n, const std::string& name) {
+    bool first = true;
     for (size_t p = 8; p + 8 <= n;) {
         const uint32_t length = read_be(d + p, 4);
+        const size_t left = n - p - 8;
         if (std::memcmp(d + p + 4, "IDAT", 4) == 0) {
-            if (length == 0) fail(name, ": corrupt PNG (its first IDAT chunk is empty)");
-            return;
+            if (first && length == 0) fail(name, ": corrupt PNG (its first IDAT chunk is empty)");
+            if (length > left)
+                fail(name, ": truncated or corrupt PNG (an IDAT chunk at byte ", p, " declares ", length,
+                     " bytes, the file has ", left, " left)");
+            first = false;
         }
-        if (length > n - p - 8) return;  // truncated: stb_image reports it
+        if (length > left) return;  // another chunk cut short: stb_image reports it
         p += size_t(length) + 12;
     }
 }
@@ -117,7 +127,7 @@ inline void check_first_idat(const uint8_t* d, size_t n, const std::string& name
 inline ImageHeader png_header(const uint8_t* d, size_t n, const std::string& name) {
     if (n < 33 || std::memcmp(d + 12, "IHDR", 4) != 0)
         fail(name, ": truncated or corrupt PNG (no IHDR chunk after the signature)");
-    check_first_idat(d, n, name);
+    check_idat_chunks(d, n, name);
     return {"PNG", read_be(d + 16, 4), read_be(d + 20, 4)};
 }
 
