@@ -217,6 +217,25 @@ TEST_CASE("thread pool: every item runs once, inside its own step, however threa
     }
 }
 
+TEST_CASE("thread pool: parallel_ranges covers every index once, in contiguous ranges", "[hardening][pool]") {
+    for (int threads : {1, 2, 8}) {
+        resnet::detail::ThreadPool pool(threads);
+        for (int64_t count : {1, 2, 7, 31, 32, 33, 1000}) {
+            INFO(threads << " threads, " << count << " items");
+            std::vector<std::atomic<int>> hits(static_cast<size_t>(count));
+            std::atomic<int> ranges{0}, bad{0};
+            pool.parallel_ranges(count, [&](int64_t begin, int64_t end) {
+                ++ranges;
+                bad += begin >= end || begin < 0 || end > count;
+                for (int64_t i = begin; i < end; ++i) ++hits[size_t(i)];
+            });
+            CHECK(bad == 0);
+            CHECK(ranges <= std::min<int64_t>(count, 4 * threads));
+            for (const auto& h : hits) CHECK(h.load() == 1);
+        }
+    }
+}
+
 TEST_CASE("thread pool: an item's exception reaches the caller, the others still run, the pool stays usable",
           "[hardening][pool]") {
     resnet::detail::ThreadPool pool(3);

@@ -103,10 +103,11 @@ private:
     /// out[c][y][x] = in[c][y·k][x·k] for k = subsample_.
     void subsample(const T* in, int h, int w, T* out, detail::ThreadPool& pool) const {
         const int k = subsample_, ho = (h - 1) / k + 1, wo = (w - 1) / k + 1;
-        pool.parallel_for(out_channels(), [&](int64_t c) {
-            for (int y = 0; y < ho; ++y)
-                for (int x = 0; x < wo; ++x)
-                    out[(c * ho + y) * wo + x] = in[(c * h + int64_t(y) * k) * w + int64_t(x) * k];
+        pool.parallel_ranges(out_channels(), [&](int64_t begin, int64_t end) {
+            for (int64_t c = begin; c < end; ++c)
+                for (int y = 0; y < ho; ++y)
+                    for (int x = 0; x < wo; ++x)
+                        out[(c * ho + y) * wo + x] = in[(c * h + int64_t(y) * k) * w + int64_t(x) * k];
         });
     }
 

@@ -71,7 +71,9 @@ struct GemmGroups {
 /// strip of B (kDepth × S, 16 KB in float for S = 16) is reused from L1 by every
 /// panel of the block. k blocks measured 1.2–1.4× on ResNet-50's large-k
 /// layers (3×3 at 14×14 and 7×7, k = 2304 / 4608), where each item had
-/// re-streamed its whole B from L3.
+/// re-streamed its whole B from L3. A last strip of at most one vector of
+/// columns runs the one-vector tile: at 14² a layer computes 208 columns,
+/// not 224, and at 28² exactly its 784.
 ///
 /// B is read where it lies: copying each strip's block into a contiguous
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on
@@ -113,10 +115,11 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
             for (int64_t s = s0; s < s1; ++s) {
                 const T* bs = b + g * groups.b_stride + s * strip_stride + k0 * row_stride;
                 const int ncols = int(std::min<int64_t>(S, cols - s * S));
+                const int vectors = ncols <= kern.lanes ? 1 : kern.vectors;
                 for (int64_t q = q0; q < q1; ++q) {
                     const bool last = k0 + kn == k;
                     const int64_t r0 = q * R;
-                    kern.tile({kn, ag + (q * k + k0) * R, bs, row_stride, kern.vectors, cg + r0 * ldc + s * S, ldc,
+                    kern.tile({kn, ag + (q * k + k0) * R, bs, row_stride, vectors, cg + r0 * ldc + s * S, ldc,
                                int(std::min<int64_t>(R, rows - r0)), ncols, k0 > 0, last ? og.bias + r0 : nullptr,
                                last && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
                 }

@@ -22,6 +22,17 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     const T* __restrict a = t.a;
     const T* __restrict b = t.b;
+    // The store's lines, fetched while the k loop runs: output and residual
+    // rows lie a plane apart, too many streams for the hardware prefetcher,
+    // and a tile's store waited for each of them. ResNet-50, 1 thread, in
+    // the network (6 interleaved rounds, medians, Intel Xeon family 6 model
+    // 207): convolutions 71.1 → 69.8 ms, layer1's 64→256 1×1s 4.6 → 4.2 ms.
+    if (t.bias)
+        for (int r = 0; r < R && r < t.rows; ++r)
+            for (int v = 0; v < NV; ++v) {
+                RESNET_PREFETCH_WRITE(t.c + r * t.ldc, v * L);
+                if (t.residual) RESNET_PREFETCH(t.residual + r * t.ldc, v * L);
+            }
     for (int64_t c = 0; c < t.k; ++c, a += R, b += t.ldb) {
         X x[NV];
         for (int v = 0; v < NV; ++v) x[v] = V::load(b + v * L);

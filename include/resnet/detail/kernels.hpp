@@ -20,15 +20,19 @@
 #if defined(__GNUC__)
 #define RESNET_ALWAYS_INLINE inline __attribute__((always_inline))
 #define RESNET_UNROLL_ALL _Pragma("GCC unroll 32")
-// Prefetches the element `ahead` elements past p. The address may lie past
-// the end of the array (a prefetch never faults), so it is formed as an
-// integer: pointer arithmetic past the end would be undefined behaviour.
-#define RESNET_PREFETCH(p, ahead) \
-    __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + (ahead) * sizeof(*(p))))
+// Prefetch the element `ahead` elements past p, to read or to write. The
+// address may lie past the end of the array (a prefetch never faults), so it
+// is formed as an integer: pointer arithmetic past the end would be
+// undefined behaviour.
+#define RESNET_PREFETCH_ADDRESS(p, ahead) \
+    reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + (ahead) * sizeof(*(p)))
+#define RESNET_PREFETCH(p, ahead) __builtin_prefetch(RESNET_PREFETCH_ADDRESS(p, ahead))
+#define RESNET_PREFETCH_WRITE(p, ahead) __builtin_prefetch(RESNET_PREFETCH_ADDRESS(p, ahead), 1)
 #else
 #define RESNET_ALWAYS_INLINE inline
 #define RESNET_UNROLL_ALL
 #define RESNET_PREFETCH(p, ahead)
+#define RESNET_PREFETCH_WRITE(p, ahead)
 #endif
 
 namespace resnet::detail {

@@ -28,13 +28,15 @@ public:
 
     /// in, out: channels() planes of plane_size elements each (one image).
     void forward(const T* in, int64_t plane_size, T* out, detail::ThreadPool& pool) const {
-        pool.parallel_for(channels(), [&](int64_t c) {
-            const T s = scale_[c], t = shift_[c];
-            const T* x = in + c * plane_size;
-            T* y = out + c * plane_size;
-            for (int64_t i = 0; i < plane_size; ++i) {
-                const T v = x[i] * s + t;
-                y[i] = relu_ && v < T(0) ? T(0) : v;
+        pool.parallel_ranges(channels(), [&](int64_t begin, int64_t end) {
+            for (int64_t c = begin; c < end; ++c) {
+                const T s = scale_[c], t = shift_[c];
+                const T* x = in + c * plane_size;
+                T* y = out + c * plane_size;
+                for (int64_t i = 0; i < plane_size; ++i) {
+                    const T v = x[i] * s + t;
+                    y[i] = relu_ && v < T(0) ? T(0) : v;
+                }
             }
         });
     }

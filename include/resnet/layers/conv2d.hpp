@@ -135,8 +135,9 @@ public:
             for (int oy0 = 0; oy0 < ho; oy0 += band) {
                 const int rows = std::min(band, ho - oy0);
                 const int64_t cols = int64_t(rows) * wo, ld = strips(cols) * S, off = int64_t(oy0) * wo;
-                pool.parallel_for(int64_t(cin_) * k_, [&](int64_t ci) {
-                    im2col_rows(x, int(ci / k_), int(ci % k_), h, w, oy0, rows, wo, ld, col);
+                pool.parallel_ranges(int64_t(cin_) * k_, [&](int64_t begin, int64_t end) {
+                    for (int64_t ci = begin; ci < end; ++ci)
+                        im2col_rows(x, int(ci / k_), int(ci % k_), h, w, oy0, rows, wo, ld, col);
                 });
                 detail::gemm(packed_.data(), group_out(), krows(), col, ld, S, cols, out + out_off + off, plane,
                              {bias_.data(), res ? res + off : nullptr, ep.relu}, pool, {groups_, a_group, krows() * ld});
