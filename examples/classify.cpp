@@ -19,7 +19,7 @@
 
 namespace {
 
-using Json = nlohmann::ordered_json;  // keys in the order written: "input" first
+using Json = nlohmann::ordered_json;  // keys in the order written
 
 const char* const kUsage = R"(usage: classify --weights FILE [--topk K] [--json | --jsonl FILE [--resume]]
                 [--list FILE|-] [--shard I/N] [--progress]
