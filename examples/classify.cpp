@@ -19,7 +19,7 @@
 
 namespace {
 
-using Json = nlohmann::ordered_json;  // keys in the order written: "input" first
+using Json = nlohmann::ordered_json;  // keys in the order written
 
 const char* const kUsage = R"(usage: classify --weights FILE [--topk K] [--json | --jsonl FILE [--resume]]
                 [--list FILE|-] [--shard I/N] [--progress]
@@ -42,8 +42,12 @@ sigmoid for a sigmoid head. --json prints one JSON object per line instead:
 and an input that cannot be read gets {"input": "...", "error": "..."}.
 --jsonl FILE appends those lines to FILE, one flushed line per input as soon
 as it is known; FILE must be empty or new unless --resume is given, which
-skips the inputs FILE already has a line for (a partial last line left by a
-killed run is dropped first). --shard I/N keeps inputs I, I+N, I+2N, ... of
+skips the inputs FILE has a result line for and retries those it has only
+error lines for (a partial last line left by a killed run is dropped first):
+an input's last line in FILE is its answer. In "input", each byte of a name
+that is not part of valid UTF-8 is written as \udcXX (XX: the byte), as
+Python's surrogateescape does: os.fsencode(json.loads(line)["input"]) gives
+the name's bytes back. --shard I/N keeps inputs I, I+N, I+2N, ... of
 the full list (0 <= I < N): N machines running shards 0..N-1 share the work.
 --progress shows done/total, images/s, ETA and errors on stderr (the default
 when stderr is a terminal).
@@ -123,12 +127,6 @@ std::string reason(const std::string& input, std::exception_ptr error) {
     }
 }
 
-/// `j` as one line of JSON. Bytes that are not UTF-8 (file names may hold
-/// any) become U+FFFD rather than failing the run.
-std::string json_line(const Json& j) {
-    return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-}
-
 /// One image's top classes, as text lines or as one JSON line.
 std::string report(const std::string& name, const std::vector<resnet::Prediction>& top,
                    const std::vector<std::string>& labels, bool json) {
@@ -138,7 +136,7 @@ std::string report(const std::string& name, const std::vector<resnet::Prediction
             entries.push_back({{"index", p.index},
                                {"label", labels.empty() ? Json() : Json(labels[size_t(p.index)])},
                                {"prob", p.score}});
-        return json_line(Json{{"input", name}, {"top", entries}});
+        return cli::json_line(name, Json{{"top", entries}});
     }
     std::string text = name + "\n";
     for (size_t r = 0; r < top.size(); ++r) {
@@ -158,10 +156,14 @@ int classify(const cli::Args& args) {
         const auto answered = cli::answered_inputs(args.text("--jsonl", ""));
         const size_t before = inputs.size();
         inputs.erase(std::remove_if(inputs.begin(), inputs.end(),
-                                    [&](const std::string& in) { return answered.count(in) || answered.count(in + "[0]"); }),
+                                    [&](const std::string& in) {
+                                        return answered.results.count(in) || answered.results.count(in + "[0]");
+                                    }),
                      inputs.end());
+        const auto retried = std::count_if(inputs.begin(), inputs.end(),
+                                           [&](const std::string& in) { return answered.errors.count(in) > 0; });
         std::cerr << "classify: resuming: " << before - inputs.size() << " of " << before << " inputs already in "
-                  << args.text("--jsonl", "") << "\n";
+                  << args.text("--jsonl", "") << ", retrying " << retried << " that failed before\n";
     }
     cli::LineWriter out = args.has("--jsonl") ? cli::LineWriter::append_to(args.text("--jsonl", ""), args.has("--resume"))
                                               : cli::LineWriter(stdout, "standard output");
@@ -200,7 +202,7 @@ int classify(const cli::Args& args) {
             if (result.error) {
                 const std::string why = reason(input, result.error);
                 std::cerr << "classify: error: " << input << ": " << why << '\n';
-                if (json) out.write(json_line(Json{{"input", input}, {"error", why}}));
+                if (json) out.write(cli::json_line(input, Json{{"error", why}}));
                 ++failed;
             } else {
                 const resnet::Tensor<float>& logits = *result.value;

@@ -1,5 +1,6 @@
 // What classify's collection mode is built from: BoundedQueue, ordered_pipeline,
-// input listing and sharding. No Eigen here, so this translation unit is cheap.
+// input listing, sharding and its JSONL lines. No Eigen here, so this
+// translation unit is cheap.
 #include <catch2/catch.hpp>
 #include <resnet/bounded_queue.hpp>
 #include <resnet/inputs.hpp>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -17,6 +19,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include "../examples/jsonl.hpp"
 
 using Catch::Contains;
 namespace fs = std::filesystem;
@@ -157,4 +161,45 @@ TEST_CASE("image_files walks a tree for image extensions, sorted; read_list; sha
     }
     for (const char* bad : {"3/3", "1", "-1/2", "a/b", "1/0", "/2", "1/"})
         CHECK_THROWS_WITH(resnet::parse_shard(bad), Contains("expected I/N with 0 <= I < N"));
+}
+
+// Names built from pieces that are valid UTF-8 (ASCII, 2-, 3- and 4-byte
+// characters, the last ones of their ranges, JSON's special characters and
+// the text "\udce9") and bytes that are not (lone continuations, leads cut
+// short, overlong forms, encoded surrogates, beyond U+10FFFF, F5-FF).
+TEST_CASE("json_name writes any name losslessly, valid UTF-8 as nlohmann::json does; read_line reads it back",
+          "[collection]") {
+    const std::vector<std::string> pieces = {"a", "/", " ", "\"", "\\", "\t", "\x01", "\x7f", "\\udce9", "\xc3\xa9",
+                                             "\xdf\xbf", "\xe2\x82\xac", "\xed\x9f\xbf", "\xee\x80\x80",
+                                             "\xf0\x9f\x93\xa9", "\xf4\x8f\xbf\xbf", "\x80", "\xbf", "\xc3", "\xe2\x82",
+                                             "\xc0\xaf", "\xe0\x80\xaf", "\xed\xb3\xa9", "\xf4\x90\x80\x80", "\xf5",
+                                             "\xff"};
+    std::mt19937 rng(7);
+    for (int t = 0; t < 3000; ++t) {
+        std::string name;
+        for (size_t n = rng() % 6 + 1; n > 0; --n) name += pieces[rng() % pieces.size()];
+        const nlohmann::json oracle(name);
+        std::string expected;  // nlohmann's own writing, empty if its strict UTF-8 check refuses the name
+        try {
+            expected = oracle.dump();
+        } catch (const nlohmann::json::type_error&) {  // 316: invalid UTF-8
+        }
+        const bool valid = !expected.empty();
+        if (valid) CHECK(cli::json_name(name) == expected);
+        const std::string line = cli::json_line(name, nlohmann::ordered_json{{"error", "e"}});
+        CHECK(line.back() == '\n');
+        const auto back = cli::read_line(line.substr(0, line.size() - 1));
+        REQUIRE(back);
+        CHECK(back->input == name);
+        CHECK(back->error);
+        if (valid) {  // as another writer may escape it: \uXXXX, surrogate pairs beyond U+FFFF
+            const auto ascii = cli::read_line("{\"input\":" + oracle.dump(-1, ' ', true) + ",\"top\":[]}");
+            REQUIRE(ascii);
+            CHECK(ascii->input == name);
+            CHECK_FALSE(ascii->error);
+        }
+        CHECK_NOTHROW(nlohmann::json(line).dump());  // the line itself is UTF-8
+    }
+    CHECK_FALSE(cli::read_line("{\"top\":[]}"));
+    CHECK_FALSE(cli::read_line("{\"input\":\"a\\udce9"));
 }

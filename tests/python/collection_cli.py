@@ -14,10 +14,15 @@ is not an image, an empty one, and a folder without images), then checks:
     and a stderr line, the others still classified, exit status 1;
   - the same bytes with one forward of one thread at a time (--streams 1
     --loaders 1 --threads 1): order and results do not depend on the plan;
-  - --resume after a run killed mid-line: the partial line is dropped and the
-    file ends byte-identical to the uninterrupted run's; a complete file is
-    left alone, a whole last line missing only its newline gets it; a non-JSONL file and an existing file without --resume are
-    refused and left untouched;
+  - --resume after a run killed mid-line: the partial line is dropped, the
+    inputs with a result line are skipped, the others (errors included:
+    retried) get the uninterrupted run's lines; a whole last line missing
+    only its newline gets it; a non-JSONL file and an existing file without
+    --resume are refused and left untouched;
+  - an input that failed and is then readable gets a result line on resume,
+    and is not redone after that;
+  - file names that are not UTF-8: lossless "input" (Python's
+    surrogateescape), distinct, matched by --resume;
   - --shard I/3 for I = 0, 1, 2: disjoint, their union every input, each line
     the full run's;
   - --list - (stdin): the listed order, a missing file an error line;
@@ -25,7 +30,9 @@ is not an image, an empty one, and a folder without images), then checks:
 """
 import argparse
 import json
+import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +129,41 @@ def lines_of(path):
     return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
 
 
+def check_names(c, folder, source, top):
+    """File names that are not UTF-8 (and others hard to escape): each "input" is the name, valid UTF-8 as is and
+    every other byte as \\udcXX, so Python's surrogateescape decodes it back; names differing only in such bytes
+    stay distinct; --resume matches them, in this form and in Python's json.dumps form."""
+    folder.mkdir()
+    names = [b"caf\xe9.png", b"caf\xe8.png", "caf\u00e9.png".encode(), b"lit\\udce9.png", b'q"uo\\te.png',
+             b"tab\there.png", b"x\xed\xb3\xa9\xc0\xaf\xf4\x90\x80\x80\xe2\x82.png", b"\xc3\xa9\xe9.png",
+             "\U0001f4e9.png".encode()]  # encoded surrogate, overlong, above U+10FFFF, truncated; astral
+    paths = sorted(os.fsencode(folder) + b"/" + n for n in names)
+    for p in paths:
+        shutil.copy(source, p)
+    out = folder.parent / "names.jsonl"
+    c("--jsonl", out, folder, expect=0)
+    raw = out.read_bytes().splitlines(keepends=True)
+    lines = [json.loads(line.decode("utf-8")) for line in raw]  # strict: the file is UTF-8
+    check([line["input"].encode("utf-8", "surrogateescape") for line in lines] == paths,
+          f"names {[line['input'] for line in lines]} do not decode back to {paths}")
+    for path, line, text in zip(paths, lines, raw):
+        escaped = re.sub("[\udc80-\udcff]", lambda m: f"\\udc{ord(m.group()) - 0xdc00:02x}",
+                         json.dumps(path.decode("utf-8", "surrogateescape"), ensure_ascii=False))
+        check(text.startswith(('{"input":' + escaped + ",").encode()), f"{path}: line {text}, expected {escaped}")
+        check(line["top"] == top, f"{path}: classified differently from the same image under another name")
+
+    cut = len(b"".join(raw[:3]))  # three whole lines (two names not UTF-8) and part of the fourth
+    out.write_bytes(b"".join(raw)[:cut + 10])
+    r = c("--jsonl", out, "--resume", folder, expect=0)
+    check(f"resuming: 3 of {len(paths)}" in r.stderr and out.read_bytes() == b"".join(raw),
+          "resume on names that are not UTF-8: inputs redone or missing")
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))  # as Python writes it: \\u escapes
+    before = out.read_bytes()
+    r = c("--jsonl", out, "--resume", folder, expect=0)
+    check(f"resuming: {len(paths)} of {len(paths)}" in r.stderr and out.read_bytes() == before,
+          "resume did not recognize the names in a file Python wrote")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classify", required=True)
@@ -156,24 +198,39 @@ def main():
     c("--jsonl", serial, "--streams", 1, "--loaders", 1, "--threads", 1, photos, no_images, expect=1)
     check(serial.read_bytes() == full.read_bytes(), "a serial run's output differs from the default plan's")
 
-    # --resume after a kill mid-line: ends byte-identical to the uninterrupted run.
+    # --resume after a kill mid-line: the partial line dropped, then the uninterrupted run's lines of every
+    # input without a result line appended, in order: the rest, and the errors again (retried).
     text = full.read_bytes()
+    full_lines = text.splitlines(keepends=True)
+
+    def after_resume(before):
+        done = {line["input"] for line in map(json.loads, before.splitlines()) if "error" not in line}
+        return before + b"".join(line for line in full_lines if json.loads(line)["input"] not in done)
+
     cut = [i for i, b in enumerate(text) if b == ord("\n")][2] + 1  # three whole lines ...
+    head = [json.loads(line) for line in text[:cut].splitlines()]
+    done, retried = sum("error" not in line for line in head), sum("error" in line for line in head)
+    check(done > 0 and retried > 0, "the first three lines should hold results and errors")
     resumed = a.work / "resumed.jsonl"
     resumed.write_bytes(text[:cut + 40])  # ... and 40 bytes of the fourth
     r = c("--jsonl", resumed, "--resume", photos, no_images, expect=1)
-    check("dropped an incomplete last line" in r.stderr and f"resuming: 3 of {len(inputs)}" in r.stderr,
-          "resume did not report the dropped line and the skipped inputs")
-    check(resumed.read_bytes() == text, "the resumed file differs from the uninterrupted run's")
-    r = c("--jsonl", resumed, "--resume", photos, no_images, expect=0)
-    check(resumed.read_bytes() == text, "resuming a complete file changed it")
+    check("dropped an incomplete last line" in r.stderr and f"resuming: {done} of {len(inputs)} inputs already in "
+          f"{resumed}, retrying {retried} that failed before" in r.stderr,
+          "resume did not report the dropped line, the skipped and the retried inputs")
+    check(resumed.read_bytes() == after_resume(text[:cut]), "the resumed file is not the uninterrupted run's lines")
+    before = resumed.read_bytes()
+    r = c("--jsonl", resumed, "--resume", photos, no_images, expect=1)
+    check(resumed.read_bytes() == after_resume(before) and f"retrying {len(bad)} that failed before" in r.stderr,
+          "resuming a complete file: only the failed inputs should be retried")
     resumed.write_bytes(text[:-1])  # killed between the last line and its newline
-    r = c("--jsonl", resumed, "--resume", photos, no_images, expect=0)
-    check("completed its last line" in r.stderr and resumed.read_bytes() == text, "a last line without its newline")
+    r = c("--jsonl", resumed, "--resume", photos, no_images, expect=1)
+    check("completed its last line" in r.stderr and resumed.read_bytes() == after_resume(text),
+          "a last line without its newline")
 
     # Files that must not be appended to are refused and left as they were.
+    before = resumed.read_bytes()
     r = c("--jsonl", resumed, photos, expect=2)
-    check("already holds results; pass --resume" in r.stderr and resumed.read_bytes() == text, "existing file")
+    check("already holds results; pass --resume" in r.stderr and resumed.read_bytes() == before, "existing file")
     foreign = a.work / "foreign.jsonl"
     foreign.write_text('{"input": "a.jpg", "top": []}\nnot json\n')
     r = c("--jsonl", foreign, "--resume", photos, expect=2)
@@ -204,6 +261,25 @@ def main():
               f"--list line {line}")
     r = c("--list", a.work / "no_list.txt", expect=2)
     check("no_list.txt: cannot open" in r.stderr, "a missing --list file was not explained")
+
+    # An input that failed (here: not yet an image) is retried by --resume; its last line is the answer.
+    source = photos / "coffee" / "coffee_333x500.png"
+    later = a.work / "later"
+    later.mkdir()
+    (later / "arriving.png").write_text("still being copied\n")
+    out = a.work / "later.jsonl"
+    c("--jsonl", out, later, expect=1)
+    shutil.copy(source, later / "arriving.png")
+    r = c("--jsonl", out, "--resume", later, expect=0)
+    check("resuming: 0 of 1 inputs already in" in r.stderr and "retrying 1 that failed before" in r.stderr,
+          "the failed input was not retried")
+    first, last = lines_of(out)
+    check(first["input"] == last["input"] == str(later / "arriving.png") and "error" in first and
+          last["top"] == by_input[str(source)]["top"], f"retried input: lines {first}, {last}")
+    r = c("--jsonl", out, "--resume", later, expect=0)
+    check("resuming: 1 of 1" in r.stderr and len(lines_of(out)) == 2, "an input with a result line was redone")
+
+    check_names(c, a.work / "names", source, by_input[str(source)]["top"])
 
     # --progress on a pipe: the final line counts every input and the errors.
     r = c("--json", "--progress", photos, no_images, expect=1)
