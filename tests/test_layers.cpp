@@ -389,7 +389,7 @@ TEST_CASE("Global average pool and Linear match PyTorch", "[layers]") {
     const resnet::Linear<double> fc(op("linear.w"), op("linear.b"));
     const auto in = op("linear.x"), expected = op("linear.y");
     Tensor<double> out({in.dim(0), fc.out_features()});
-    fc.forward(in.data(), in.dim(0), out.data());
+    fc.forward(in.data(), in.dim(0), out.data(), threads);
     CHECK(max_abs_diff(out, expected) < 1e-12);
     // fc is not square here, so a transposed weight could not even be applied.
     CHECK(fc.in_features() != fc.out_features());

@@ -287,12 +287,12 @@ private:
         for (size_t i = 0; i + 1 < head_.dense.size(); ++i) {
             const auto& d = head_.dense[i];
             T* y = ctx.hidden[i % 2];
-            d.linear.forward(x, n, y);
+            d.linear.forward(x, n, y, ctx.pool);
             apply_activation(d.activation, y, n, d.linear.out_features());
             x = y;
         }
         Tensor<T> logits({n, num_classes()});
-        head_.dense.back().linear.forward(x, n, logits.data());
+        head_.dense.back().linear.forward(x, n, logits.data(), ctx.pool);
         return logits;
     }
 

@@ -126,7 +126,7 @@ def op_cases():
                       f"maxpool{i}.y": F.max_pool2d(x, k, s, p)})
     x = rand(2, 5, 7, 6)
     cases.update({"avgpool.x": x, "avgpool.y": F.adaptive_avg_pool2d(x, 1)})
-    x, wt, b = rand(4, 20), rand(7, 20), rand(7)
+    x, wt, b = rand(4, 20), rand(150, 20), rand(150)  # 150 outputs: Linear's blocks of 64, the last partial
     cases.update({"linear.x": x, "linear.w": wt, "linear.b": b, "linear.y": F.linear(x, wt, b)})
     return cases
 
