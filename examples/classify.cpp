@@ -44,7 +44,7 @@ and an input that cannot be read gets {"input": "...", "error": "..."}.
 as it is known; FILE must be empty or new unless --resume is given, which
 skips the inputs FILE has a result line for and retries those it has only
 error lines for (a partial last line left by a killed run is dropped first):
-an input's last line in FILE is its answer. In "input", each byte of a name
+an input with a result line is done, and a retry's line follows the errors. In "input", each byte of a name
 that is not part of valid UTF-8 is written as \udcXX (XX: the byte), as
 Python's surrogateescape does: os.fsencode(json.loads(line)["input"]) gives
 the name's bytes back. --shard I/N keeps inputs I, I+N, I+2N, ... of

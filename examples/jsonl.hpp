@@ -42,8 +42,8 @@ inline size_t utf8_sequence(const std::string& s, size_t i) {
 /// A file name (any bytes but NUL) as a JSON string, losslessly: valid UTF-8
 /// as nlohmann::json writes it, and each byte that is not part of valid UTF-8
 /// as the escape \udcXX (a lone low surrogate, XX the byte), which is
-/// Python's surrogateescape: os.fsdecode + json.dumps write the same, and
-/// os.fsencode(json.loads(line)["input"]) gives the name's bytes back.
+/// Python's surrogateescape: json.loads of this and of json.dumps(os.fsdecode(name))
+/// give the same string, and os.fsencode of it gives the name's bytes back.
 inline std::string json_name(const std::string& name) {
     std::string quoted = "\"", valid;
     const auto flush = [&] {

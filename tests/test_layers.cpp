@@ -363,20 +363,29 @@ TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN
     }
 }
 
-TEST_CASE("MaxPool2d pads with -inf, as PyTorch does", "[layers]") {
+TEST_CASE("MaxPool2d pads with -inf, as PyTorch does, or with 0, as Keras' ZeroPadding2D does", "[layers]") {
     for (int i = 0; i < case_count("maxpool"); ++i) {
         const std::string p = "maxpool" + std::to_string(i) + ".";
-        const auto x = op(p + "x"), ref = op(p + "y"), params = op(p + "params");
-        const resnet::MaxPool2d pool{int(params[0]), int(params[1]), int(params[2])};
+        const auto x = op(p + "x"), params = op(p + "params");
         const int h = int(x.dim(2)), w = int(x.dim(3));
-        Tensor<double> y({x.dim(0), x.dim(1), pool.out_size(h), pool.out_size(w)});
-        resnet::detail::ThreadPool threads(2);
-        pool.forward(x.data(), x.dim(0) * x.dim(1), h, w, y.data(), threads);
-        INFO("maxpool case " << i);
-        CHECK(max_abs_diff(y, ref) == 0.0);
-        // The inputs are shifted negative: a zero-padded pool would give 0 here.
-        CHECK(*std::max_element(ref.begin(), ref.end()) < 0.0);
+        for (const bool zero_pad : {false, true}) {
+            const auto ref = op(p + (zero_pad ? "y_zero_pad" : "y"));
+            const resnet::MaxPool2d pool{int(params[0]), int(params[1]), int(params[2]), zero_pad};
+            Tensor<double> y({x.dim(0), x.dim(1), pool.out_size(h), pool.out_size(w)});
+            resnet::detail::ThreadPool threads(2);
+            pool.forward(x.data(), x.dim(0) * x.dim(1), h, w, y.data(), threads);
+            INFO("maxpool case " << i << (zero_pad ? ", zero padding" : ""));
+            CHECK(max_abs_diff(y, ref) == 0.0);
+            // The inputs are shifted negative: padded windows differ between the two.
+            const double top = *std::max_element(ref.begin(), ref.end());
+            CHECK((zero_pad && params[2] > 0 ? top == 0.0 : top < 0.0));
+        }
     }
+    const resnet::MaxPool2d too_big{3, 2, 0};
+    Tensor<double> x({1, 1, 2, 2}), y({1, 1, 1, 1});
+    resnet::detail::ThreadPool threads(1);
+    CHECK_THROWS_WITH(too_big.forward(x.data(), 1, 2, 2, y.data(), threads),
+                      Catch::Contains("kernel 3 stride 2 pad 0 on a 2x2 input"));
 }
 
 TEST_CASE("Global average pool and Linear match PyTorch", "[layers]") {
@@ -391,6 +400,12 @@ TEST_CASE("Global average pool and Linear match PyTorch", "[layers]") {
     Tensor<double> out({in.dim(0), fc.out_features()});
     fc.forward(in.data(), in.dim(0), out.data(), threads);
     CHECK(max_abs_diff(out, expected) < 1e-12);
+    for (int n : {1, 3}) {  // blocks of outputs spread over the threads: the same bits
+        resnet::detail::ThreadPool other(n);
+        Tensor<double> again({in.dim(0), fc.out_features()});
+        fc.forward(in.data(), in.dim(0), again.data(), other);
+        CHECK(max_abs_diff(again, out) == 0.0);
+    }
     // fc is not square here, so a transposed weight could not even be applied.
     CHECK(fc.in_features() != fc.out_features());
 }

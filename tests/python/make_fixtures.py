@@ -123,7 +123,9 @@ def op_cases():
                                          (3, 3, 1, 8, 10), (3, 2, 1, 2, 2), (1, 1, 0, 3, 4)]):
         x = rand(2, 3, h, w) - 10.0
         cases.update({f"maxpool{i}.x": x, f"maxpool{i}.params": torch.tensor([k, s, p], dtype=torch.float64),
-                      f"maxpool{i}.y": F.max_pool2d(x, k, s, p)})
+                      f"maxpool{i}.y": F.max_pool2d(x, k, s, p),
+                      # Keras' ZeroPadding2D + MaxPooling2D (MaxPool2d::zero_pad)
+                      f"maxpool{i}.y_zero_pad": F.max_pool2d(F.pad(x, (p, p, p, p), value=0.0), k, s)})
     x = rand(2, 5, 7, 6)
     cases.update({"avgpool.x": x, "avgpool.y": F.adaptive_avg_pool2d(x, 1)})
     x, wt, b = rand(4, 20), rand(150, 20), rand(150)  # 150 outputs: Linear's blocks of 64, the last partial

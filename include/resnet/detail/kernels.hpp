@@ -31,8 +31,8 @@
 #else
 #define RESNET_ALWAYS_INLINE inline
 #define RESNET_UNROLL_ALL
-#define RESNET_PREFETCH(p, ahead)
-#define RESNET_PREFETCH_WRITE(p, ahead)
+#define RESNET_PREFETCH(p, ahead) ((void)0)
+#define RESNET_PREFETCH_WRITE(p, ahead) ((void)0)
 #endif
 
 namespace resnet::detail {

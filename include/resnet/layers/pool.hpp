@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../detail/thread_pool.hpp"
+#include "../error.hpp"
 
 namespace resnet {
 
@@ -15,6 +16,7 @@ namespace resnet {
 /// in-bounds elements only. With `zero_pad` it is 0 instead, as Keras'
 /// ZeroPadding2D followed by MaxPooling2D gives: a border window of negative
 /// inputs yields 0 (it matters where no ReLU precedes the pool: ResNetV2).
+/// As in PyTorch, pad ≤ kernel / 2 and the padded input holds one window.
 struct MaxPool2d {
     int kernel = 3, stride = 2, pad = 1;
     bool zero_pad = false;
@@ -24,6 +26,9 @@ struct MaxPool2d {
     /// in: planes×h×w (planes = N·C), out: planes×Ho×Wo.
     template <class T>
     void forward(const T* in, int64_t planes, int h, int w, T* out, detail::ThreadPool& pool) const {
+        if (kernel < 1 || stride < 1 || pad < 0 || 2 * pad > kernel || std::min(h, w) + 2 * pad < kernel)
+            detail::fail("MaxPool2d: kernel ", kernel, " stride ", stride, " pad ", pad, " on a ", h, "x", w,
+                         " input: needs 0 <= pad <= kernel/2 and kernel <= size + 2*pad");
         const int64_t out_plane = int64_t(out_size(h)) * out_size(w);
         pool.parallel_ranges(planes, [&](int64_t begin, int64_t end) {
             thread_local std::vector<T> cmax;  // grown once: a warm forward() does not allocate
