@@ -68,7 +68,7 @@ struct GemmGroups {
 
 /// c[rows × cols] (row stride ldc, as the residual's) = A · B through the
 /// output ops, for each of `groups` products (above). A is packed by
-/// pack_panels (rows × k, R = kernels<T>().rows). B is k × (strips·S) in
+/// pack_panels (rows × k, R = kernels<T>().panel_rows_for(rows)). B is k × (strips·S) in
 /// strips of S = kernels<T>().strip() columns: element (r, s·S + q) at
 /// b[s·strip_stride + r·row_stride + q]. For a row-major B whose row length
 /// `ld` is a multiple of S (zero past `cols`): row_stride = ld, strip_stride = S.
@@ -102,7 +102,8 @@ template <class T>
 void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, int64_t strip_stride, int64_t cols,
           T* c, int64_t ldc, const OutputOps<T>& ops, ThreadPool& pool, const GemmGroups& groups = {}) {
     const Kernels<T>& kern = kernels<T>();
-    const int R = kern.rows, S = kern.strip();
+    const int R = kern.panel_rows_for(rows), S = kern.strip();
+    const auto tile = kern.tile_for(R);
     constexpr int64_t kABlockBytes = 256 << 10, kBlockStrips = 8;
     const int64_t strips = (cols + S - 1) / S, np = panel_count(rows, R), depth = std::min(k, kGemmDepth);
     const int64_t col_blocks = (strips + kBlockStrips - 1) / kBlockStrips;
@@ -129,7 +130,7 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
                 for (int64_t q = q0; q < q1; ++q) {
                     const bool last = k0 + kn == k;
                     const int64_t r0 = q * R;
-                    kern.tile({kn, ag + k0 * np * R + q * kn * R, bs, row_stride, vectors, cg + r0 * ldc + s * S, ldc,
+                    tile({kn, ag + k0 * np * R + q * kn * R, bs, row_stride, vectors, cg + r0 * ldc + s * S, ldc,
                                int(std::min<int64_t>(R, rows - r0)), ncols, k0 > 0, last ? og.bias + r0 : nullptr,
                                last && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
                 }

@@ -64,7 +64,7 @@ public:
                 winograd::transform_weights(wino_m_, weight.data(), cout_, cin_));
             return;
         }
-        const int R = detail::kernels<T>().rows;
+        const int R = detail::kernels<T>().panel_rows_for(group_out());
         const int64_t rows = group_out(), panels = detail::panel_count(rows, R);
         packed_ = Tensor<T>::uninitialized({groups, panels, krows(), R});
         for (int g = 0; g < groups; ++g)
