@@ -43,11 +43,11 @@ and an input that cannot be read gets {"input": "...", "error": "..."}.
 --jsonl FILE appends those lines to FILE, one flushed line per input as soon
 as it is known; FILE must be empty or new unless --resume is given, which
 skips the inputs FILE has a result line for and retries those it has only
-error lines for (a partial last line left by a killed run is dropped first):
-an input with a result line is done, and a retry's line follows the errors. In "input", each byte of a name
-that is not part of valid UTF-8 is written as \udcXX (XX: the byte), as
-Python's surrogateescape does: os.fsencode(json.loads(line)["input"]) gives
-the name's bytes back. --shard I/N keeps inputs I, I+N, I+2N, ... of
+error lines for, appending the retry's line after them (a partial last line
+left by a killed run is dropped first). In "input", each byte of a name that
+is not part of valid UTF-8 is written as \udcXX (XX: the byte), as Python's
+surrogateescape does: os.fsencode(json.loads(line)["input"]) gives the
+name's bytes back. --shard I/N keeps inputs I, I+N, I+2N, ... of
 the full list (0 <= I < N): N machines running shards 0..N-1 share the work.
 --progress shows done/total, images/s, ETA and errors on stderr (the default
 when stderr is a terminal).

@@ -130,6 +130,7 @@ namespace resnet::detail {
 /// The GEMM micro-kernel of one instruction set and the layout it reads:
 /// A packed in panels of `rows` rows (pack_panels in gemm.hpp), B in strips
 /// of strip() = vectors·lanes columns.
+constexpr int kNarrowRows = 4;  // the panel height of Kernels::narrow_tile
 template <class T>
 struct Kernels {
     using Tile = void (*)(const TileArgs<T>&);
@@ -153,7 +154,6 @@ struct Kernels {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }
     Tile tile_for(int panel_rows) const { return panel_rows == rows ? tile : narrow_tile; }
-    static constexpr int kNarrowRows = 4;
 };
 
 /// Tile shapes, by the registers each set has (accumulators + B vectors + the
@@ -167,8 +167,8 @@ struct Kernels {
 /// shared): sum 16.4–18.8 ms avx512, 28.9–30.1 ms avx2, 82–89 ms sse2; e.g.
 /// the 128→512 1×1 at 28² ran at 95–125, 70–73 and 21 GFLOP/s.
 template <class V, int R, int NV>
-constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, void (*tile)(const TileArgs<typename V::Scalar>&),
-                                                   void (*narrow_tile)(const TileArgs<typename V::Scalar>&)) {
+constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
+                                                   typename Kernels<typename V::Scalar>::Tile narrow_tile) {
     return {isa, R, V::lanes, NV, tile, narrow_tile};
 }
 
@@ -179,19 +179,21 @@ Kernels<T> kernels_for(Isa isa) {
     if constexpr (std::is_same<T, float>::value) {
         switch (isa) {
             case Isa::Sse2:
-                return make_kernels<Sse2Vec, 6, 2>(isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, 4, 2>);
+                return make_kernels<Sse2Vec, 6, 2>(isa, sse2::tile<Sse2Vec, 6, 2>,
+                                                   sse2::tile<Sse2Vec, kNarrowRows, 2>);
             case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2>(isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, 4, 2>);
+                return make_kernels<Avx2Vec, 6, 2>(isa, avx2::tile<Avx2Vec, 6, 2>,
+                                                   avx2::tile<Avx2Vec, kNarrowRows, 2>);
             case Isa::Avx512:
                 return make_kernels<Avx512Vec, 12, 2>(isa, avx512::tile<Avx512Vec, 12, 2>,
-                                                      avx512::tile<Avx512Vec, 4, 2>);
+                                                      avx512::tile<Avx512Vec, kNarrowRows, 2>);
             default: break;
         }
     }
 #endif
     (void)isa;
     return make_kernels<EigenVec<T>, 6, 2>(Isa::Portable, portable::tile<EigenVec<T>, 6, 2>,
-                                           portable::tile<EigenVec<T>, 4, 2>);
+                                           portable::tile<EigenVec<T>, kNarrowRows, 2>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

@@ -33,7 +33,7 @@ class ThreadPool {
 public:
     /// Starts threads - 1 workers; if the system refuses a thread (e.g. a
     /// container's process limit), joins those started and throws an Error.
-    explicit ThreadPool(int threads) : oversubscribed_(threads > cpu_budget()) {
+    explicit ThreadPool(int threads) : oversubscribed_(threads > 1 && threads > cpu_budget()) {
         try {
             for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this] { work_loop(); });
         } catch (const std::system_error& e) {
