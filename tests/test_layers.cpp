@@ -67,27 +67,37 @@ TEST_CASE("naive conv oracle matches PyTorch", "[layers]") {
     }
 }
 
-TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM) matches PyTorch and the oracle, grouped or not", "[layers]", float,
+namespace {
+template <class T>
+using Algo = typename resnet::Conv2d<T>::Algorithm;
+}  // namespace
+
+TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM, direct) matches PyTorch and the oracle, grouped or not", "[layers]", float,
                    double) {
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
-    int grouped = 0;
+    int grouped = 0, direct = 0;
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
         grouped += c.groups > 1;
-        const resnet::Conv2d<TestType> conv(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil,
-                                            c.groups);
-        CHECK(conv.in_channels() == c.x.dim(1));
         const Tensor<TestType> x = c.x.cast<TestType>();
         const auto oracle =
             naive_conv2d(x, c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil, c.groups);
-        for (int threads : {1, 3}) {
-            INFO("conv case " << i << " (groups " << c.groups << "), " << threads << " threads");
-            const auto y = run_conv(conv, x, threads);
-            CHECK(close(y, c.y, tol));
-            CHECK(close(y, oracle, tol));
+        for (auto algo : {Algo<TestType>::Auto, Algo<TestType>::Im2col, Algo<TestType>::Direct}) {
+            const resnet::Conv2d<TestType> conv(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil,
+                                                c.groups, algo);
+            CHECK(conv.in_channels() == c.x.dim(1));
+            CHECK(conv.direct() == (algo == Algo<TestType>::Direct ||
+                                    (algo == Algo<TestType>::Auto && (c.groups > 1 || c.x.dim(1) <= 4))));
+            direct += conv.direct() && algo == Algo<TestType>::Auto;
+            const auto one = run_conv(conv, x, 1);
+            INFO("conv case " << i << " (groups " << c.groups << "), algorithm " << int(algo));
+            CHECK(close(one, c.y, tol));
+            CHECK(close(one, oracle, tol));
+            CHECK(max_abs_diff(run_conv(conv, x, 3), one) == 0.0);
         }
     }
     CHECK(grouped == 7);
+    CHECK(direct == 13);
 }
 
 TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
@@ -126,9 +136,6 @@ Tensor<T> random_tensor(const resnet::Shape& shape, uint32_t seed, double scale 
     return t;
 }
 
-template <class T>
-using Algo = typename resnet::Conv2d<T>::Algorithm;
-
 // Winograd F(4×4,3×3) in float: transforms amplify rounding a few times over
 // the direct sum (measured ≤ 2e-6 relative on these cases; F(2×2) less);
 // double stays ~1e-14.
@@ -141,7 +148,7 @@ const std::pair<Algo<T>, int> kWinograd[] = {{Algo<T>::Winograd4x4, 4}, {Algo<T>
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several blocks, fused ops", "[layers]", float,
+TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and blocks, fused ops", "[layers]", float,
                    double) {
     // Shapes chosen to hit every edge of detail::gemm: Cout not a multiple of
     // the 6- or 12-row panel (detail/kernels.hpp), column counts with and
@@ -150,7 +157,9 @@ TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several block
     // and im2col, and an im2col row of 2.6 MB, above the 2 MB band: one band
     // per output row. Grouped: 3 groups of 5 → 7
     // (partial panels) in bands of one output row, 32 groups of 2 → 4 with
-    // stride 2, 16 groups of 4 → 8 read in place.
+    // stride 2, 16 groups of 4 → 8 read in place. The direct kernel runs the
+    // same shapes: partial blocks of output channels, rows of 1–1904 flat
+    // positions, several chunks per group.
     struct Shape {
         int n, cin, cout, h, w, k, stride, pad, groups;
     };
@@ -168,23 +177,26 @@ TEMPLATE_TEST_CASE("Conv2d GEMM kernel: partial panels and strips, several block
         const auto x = random_tensor<TestType>({s.n, s.cin, s.h, s.w}, ++seed);
         const auto w = random_tensor<TestType>({s.cout, cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(cin * s.k * s.k));
         const auto b = random_tensor<TestType>({s.cout}, ++seed);
-        const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, s.groups, Algo<TestType>::Im2col);
-        const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
-        const auto res = random_tensor<TestType>({s.n, s.cout, ho, wo}, ++seed);
-        auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1, s.groups);
-        CHECK(close(run_conv(conv, x, 1), expected, tol));
-        for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(TestType(0), expected[i] + res[i]);
-        const auto fused = run_conv(conv, x, 1, &res, true);
-        CHECK(close(fused, expected, tol));
-        CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);
-        // The layer touches only the scratch it asked for.
-        const int64_t ws = conv.workspace_size(s.h, s.w);
-        Tensor<TestType> col({ws + 2}), y({s.n, s.cout, ho, wo});
-        col[0] = col[ws + 1] = TestType(12345);
-        resnet::detail::ThreadPool pool(2);
-        conv.forward(x.data(), s.n, s.h, s.w, y.data(), {res.data(), true}, col.data() + 1, pool);
-        CHECK(max_abs_diff(y, fused) == 0.0);
-        CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+        for (auto algo : {Algo<TestType>::Im2col, Algo<TestType>::Direct}) {
+            INFO("algorithm " << int(algo));
+            const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, s.groups, algo);
+            const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
+            const auto res = random_tensor<TestType>({s.n, s.cout, ho, wo}, ++seed);
+            auto expected = naive_conv2d(x, w, b, s.stride, s.pad, 1, s.groups);
+            CHECK(close(run_conv(conv, x, 1), expected, tol));
+            for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(TestType(0), expected[i] + res[i]);
+            const auto fused = run_conv(conv, x, 1, &res, true);
+            CHECK(close(fused, expected, tol));
+            CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);
+            // The layer touches only the scratch it asked for.
+            const int64_t ws = conv.workspace_size(s.h, s.w);
+            Tensor<TestType> col({ws + 2}), y({s.n, s.cout, ho, wo});
+            col[0] = col[ws + 1] = TestType(12345);
+            resnet::detail::ThreadPool pool(2);
+            conv.forward(x.data(), s.n, s.h, s.w, y.data(), {res.data(), true}, col.data() + 1, pool);
+            CHECK(max_abs_diff(y, fused) == 0.0);
+            CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+        }
     }
 }
 
@@ -286,7 +298,7 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
     }
 }
 
-TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width", "[layers]") {
+TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by layer shape", "[layers]") {
     const auto conv = [](int channels, int stride, int pad, int dilation, Algo<float> algo = Algo<float>::Auto,
                          int groups = 1) {
         return resnet::Conv2d<float>(random_tensor<float>({channels, channels / groups, 3, 3}, 11),
@@ -301,7 +313,14 @@ TEST_CASE("Conv2d algorithm choice: Auto picks the Winograd tile by layer width"
     CHECK(conv(8, 2, 1, 1).winograd_tile() == 0);  // stride 2
     CHECK(conv(8, 1, 2, 2).winograd_tile() == 0);  // dilation 2
     CHECK(conv(8, 1, 1, 1, Algo<float>::Im2col).winograd_tile() == 0);
-    CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).winograd_tile() == 0);  // grouped: im2col
+    CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).winograd_tile() == 0);  // grouped: direct
+    CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).direct());
+    CHECK(conv(4, 2, 1, 1).direct());  // ≤ 4 input channels (the RGB stem): direct
+    CHECK_FALSE(conv(5, 2, 1, 1).direct());
+    CHECK_FALSE(conv(64, 1, 1, 1, Algo<float>::Im2col, 2).direct());
+    CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 8, 9, 9}, 14), random_tensor<float>({8}, 12), 1,
+                                            4, 1, 1, Algo<float>::Direct),
+                      Catch::Contains("direct") && Catch::Contains("9x9"));
     CHECK_THROWS_WITH(conv(64, 1, 1, 1, Algo<float>::Winograd4x4, 2), Catch::Contains("groups 2"));
     CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 2, 3, 3}, 15), random_tensor<float>({8}, 16), 1,
                                             1, 1, 3),

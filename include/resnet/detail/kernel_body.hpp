@@ -101,6 +101,66 @@ RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
         tile_n<V, R, 1>(t);
 }
 
+// --- Direct convolution (DirectArgs in kernels.hpp, layers/direct.hpp) -----
+
+template <class V, int NV>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void direct_n(const DirectArgs<typename V::Scalar>& d) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    constexpr int L = V::lanes, R = kDirectRows;
+    X acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    const T* __restrict w = d.w;
+    for (int c = 0; c < d.channels; ++c) {
+        const T* __restrict xc = d.x + c * d.channel_stride;
+        for (int t = 0; t < d.taps; ++t, w += R) {
+            const T* xt = xc + d.tap[t];
+            X x[NV];
+            for (int v = 0; v < NV; ++v) x[v] = V::load(xt + v * L);
+            for (int r = 0; r < R; ++r) {
+                const X wr = V::set1(w[r]);
+                for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(wr, x[v], acc[r][v]);
+            }
+        }
+    }
+    alignas(64) T tile[R][NV * L];
+    const bool relu_now = d.relu && !d.residual;
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) {
+            X y = V::add(acc[r][v], V::set1(r < d.rows ? d.bias[r] : T(0)));
+            if (relu_now) y = V::max(y, V::zero());
+            V::store(tile[r] + v * L, y);
+        }
+    // Scatter the block's runs of real columns, row by row.
+    const int end = std::min(d.p0 + NV * L, d.end);
+    for (int p = d.p0; p < end;) {
+        const int row = p / d.wq, col = p % d.wq, run = std::min(d.wq - col, end - p);
+        const int n = std::min(run, d.wo - col);
+        const int64_t off = int64_t(row) * d.wo + col;
+        for (int r = 0; r < d.rows && n > 0; ++r) {
+            const T* src = tile[r] + (p - d.p0);
+            T* dst = d.c + r * d.plane + off;
+            if (!d.residual) {
+                std::copy(src, src + n, dst);
+                continue;
+            }
+            const T* res = d.residual + r * d.plane + off;
+            for (int j = 0; j < n; ++j) dst[j] = d.relu ? std::max(src[j] + res[j], T(0)) : src[j] + res[j];
+        }
+        p += run;
+    }
+}
+
+/// The direct-convolution entry (Kernels::direct): d.vectors ≤ NV, one
+/// instantiation per vector count.
+template <class V, int NV>
+RESNET_KERNEL_ATTR void direct(const DirectArgs<typename V::Scalar>& d) {
+    if constexpr (NV > 1)
+        if (d.vectors < NV) return direct<V, NV - 1>(d);
+    direct_n<V, NV>(d);
+}
+
 // --- Winograd F(m×m, 3×3) transforms (matrices and contract: winograd.hpp) --
 
 /// o_i = (Bᵀ d)_i on L tiles side by side: d_j at s[j·ss + l], o_i to o[i·os + l].

@@ -58,6 +58,34 @@ struct TileArgs {
     bool relu;
 };
 
+/// Output channels per block of the direct convolution (layers/direct.hpp).
+constexpr int kDirectRows = 4;
+
+/// One block of the direct convolution (contract: layers/direct.hpp):
+/// kDirectRows output channels × vectors·lanes consecutive flat positions
+/// p0, p0 + 1, … of the output, where flat position p is output row p / wq,
+/// column p % wq (columns ≥ wo and positions ≥ end are computed, not stored).
+///   acc[r][p] = Σ_c Σ_t w[(c·taps + t)·R + r] · x[c·channel_stride + tap[t] + p − p0]
+/// over c in order, then t in order (R = kDirectRows); then + bias[r],
+/// + residual (layout of c, may be null), max(0, ·) if relu, stored to
+/// c[r·plane + row·wo + column] for r < rows.
+template <class T>
+struct DirectArgs {
+    const T* x;  // the prepared input of the group's first channel, at p0
+    int64_t channel_stride;
+    int channels;
+    const int* tap;
+    int taps;
+    const T* w;
+    int vectors;
+    T* c;
+    int64_t plane;
+    int rows, wq, wo, p0, end;
+    const T* bias;
+    const T* residual;
+    bool relu;
+};
+
 /// Portable vector: a fixed-size Eigen array of 32 bytes, which compiles to
 /// the global flags' packet instructions (SSE, AVX, NEON) or scalar code.
 template <class T>
@@ -154,10 +182,14 @@ struct Kernels {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }
     Tile tile_for(int panel_rows) const { return panel_rows == rows ? tile : narrow_tile; }
+    /// The direct convolution's block (DirectArgs), for 1 … direct_vectors vectors.
+    void (*direct)(const DirectArgs<T>&);
+    int direct_vectors;
 };
 
 /// Tile shapes, by the registers each set has (accumulators + B vectors + the
-/// broadcast A element must fit):
+/// broadcast A element must fit; the direct convolution's blocks are
+/// kDirectRows × DV vectors by the same count):
 ///   portable, sse2, avx2: 6 × 2 vectors, 12 accumulators of 16 registers.
 ///   avx512: 12 × 2 vectors of 16 floats, 24 accumulators of 32 registers
 ///     (ONNX Runtime's MLAS SGEMM uses the same 12 × 32 tile).
@@ -166,10 +198,11 @@ struct Kernels {
 /// default-flags g++ 12 -O3 binary, Intel Xeon family 6 model 207 (busy,
 /// shared): sum 16.4–18.8 ms avx512, 28.9–30.1 ms avx2, 82–89 ms sse2; e.g.
 /// the 128→512 1×1 at 28² ran at 95–125, 70–73 and 21 GFLOP/s.
-template <class V, int R, int NV>
+template <class V, int R, int NV, int DV>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
-                                                   typename Kernels<typename V::Scalar>::Tile narrow_tile) {
-    return {isa, R, V::lanes, NV, tile, narrow_tile};
+                                                   typename Kernels<typename V::Scalar>::Tile narrow_tile,
+                                                   void (*direct)(const DirectArgs<typename V::Scalar>&)) {
+    return {isa, R, V::lanes, NV, tile, narrow_tile, direct, DV};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -179,21 +212,22 @@ Kernels<T> kernels_for(Isa isa) {
     if constexpr (std::is_same<T, float>::value) {
         switch (isa) {
             case Isa::Sse2:
-                return make_kernels<Sse2Vec, 6, 2>(isa, sse2::tile<Sse2Vec, 6, 2>,
-                                                   sse2::tile<Sse2Vec, kNarrowRows, 2>);
+                return make_kernels<Sse2Vec, 6, 2, 3>(isa, sse2::tile<Sse2Vec, 6, 2>,
+                                                      sse2::tile<Sse2Vec, kNarrowRows, 2>, sse2::direct<Sse2Vec, 3>);
             case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2>(isa, avx2::tile<Avx2Vec, 6, 2>,
-                                                   avx2::tile<Avx2Vec, kNarrowRows, 2>);
+                return make_kernels<Avx2Vec, 6, 2, 3>(isa, avx2::tile<Avx2Vec, 6, 2>,
+                                                      avx2::tile<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 12, 2>(isa, avx512::tile<Avx512Vec, 12, 2>,
-                                                      avx512::tile<Avx512Vec, kNarrowRows, 2>);
+                return make_kernels<Avx512Vec, 12, 2, 6>(isa, avx512::tile<Avx512Vec, 12, 2>,
+                                                         avx512::tile<Avx512Vec, kNarrowRows, 2>, avx512::direct<Avx512Vec, 6>);
             default: break;
         }
     }
 #endif
     (void)isa;
-    return make_kernels<EigenVec<T>, 6, 2>(Isa::Portable, portable::tile<EigenVec<T>, 6, 2>,
-                                           portable::tile<EigenVec<T>, kNarrowRows, 2>);
+    return make_kernels<EigenVec<T>, 6, 2, 3>(Isa::Portable, portable::tile<EigenVec<T>, 6, 2>,
+                                              portable::tile<EigenVec<T>, kNarrowRows, 2>,
+                                              portable::direct<EigenVec<T>, 3>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

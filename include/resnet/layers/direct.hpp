@@ -1,0 +1,169 @@
+#pragma once
+// Direct convolution: no im2col, for layers whose im2col rows are few
+// (grouped convolutions, the 3-channel stem).
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+#include "../detail/kernels.hpp"
+#include "../detail/thread_pool.hpp"
+#include "../error.hpp"
+#include "../tensor.hpp"
+
+namespace resnet::direct {
+
+using resnet::detail::kDirectRows;
+
+// ---------------------------------------------------------------------------
+// Contract
+//   * Each input channel is copied once per image into a "prepared" form:
+//     zero-padded by `pad` and split into s² phase planes (s = stride),
+//       phase (a, b)[i][j] = xpad[s·i + a][s·j + b],  hq × wq each,
+//       hq = ⌈(h + 2·pad)/s⌉, wq = ⌈(w + 2·pad)/s⌉,
+//     followed by zeros up to channel_stride. Kernel tap (ky, kx) of output
+//     (y, x) then reads phase ((ky·d) mod s, (kx·d) mod s) at row
+//     y + ⌊ky·d/s⌋, column x + ⌊kx·d/s⌋: in flat position p = y·wq + x of
+//     every phase plane, each tap is one constant offset (`tap`).
+//   * So an output channel's plane is a 1-D sum over (input channel, tap) of
+//     shifted contiguous vectors: the micro-kernel (kernel_body.hpp, direct)
+//     computes kDirectRows output channels × vectors·lanes flat positions in
+//     registers, summing over the group's input channels in order and then
+//     the taps in order, and stores the columns x < wo of each row. Every
+//     output's sum order is fixed by the layer shape, so its bits do not
+//     depend on the thread count.
+//   * Weights are packed once, at load: per group, per block of kDirectRows
+//     output channels (the last zero-padded), [channel][tap][row].
+//   * forward(), per image: one parallel pass prepares the channels; a second
+//     runs one item per (group, chunk of kChunkBlocks blocks of flat
+//     positions), each item every output block of its group.
+//   * Cost: the flat rows are wq long, so (wq − wo)/wq of the positions are
+//     computed and dropped (2 of 58 at 56², 2 of 9 at 7²); the prepared copy
+//     is 1× the padded input where im2col writes k²/s² × it.
+// ---------------------------------------------------------------------------
+
+constexpr int kMaxTaps = 64;     // kernels up to 8×8
+constexpr int kChunkBlocks = 8;  // blocks of flat positions per item
+
+/// Whether a kernel of k×k can run here.
+inline bool eligible(int k) { return k * k <= kMaxTaps; }
+
+/// The layout of one image's work, from the layer shape and the kernels' lanes.
+struct Plan {
+    int cin = 0, cout = 0, groups = 1, k = 1, stride = 1, pad = 0, dilation = 1, h = 0, w = 0;
+    int ho = 0, wo = 0, hq = 0, wq = 0, end = 0;  // end = ho·wq flat positions
+    int block = 0, chunks = 0;                    // flat positions per block (the widest), chunks per group
+    int64_t channel_stride = 0;
+    std::array<int, kMaxTaps> tap{};
+
+    template <class T>
+    static Plan make(int cin, int cout, int groups, int k, int stride, int pad, int dilation, int h, int w) {
+        const auto& kern = resnet::detail::kernels<T>();
+        Plan p{cin, cout, groups, k, stride, pad, dilation, h, w};
+        p.ho = (h + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
+        p.wo = (w + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
+        p.hq = (h + 2 * pad + stride - 1) / stride;
+        p.wq = (w + 2 * pad + stride - 1) / stride;
+        p.end = p.ho * p.wq;
+        p.block = kern.direct_vectors * kern.lanes;
+        p.chunks = (p.end + p.block * kChunkBlocks - 1) / (p.block * kChunkBlocks);
+        int reach = 0;
+        for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+                const int phase = (ky * dilation % stride) * stride + kx * dilation % stride;
+                p.tap[ky * k + kx] = (phase * p.hq + ky * dilation / stride) * p.wq + kx * dilation / stride;
+                reach = std::max(reach, p.tap[ky * k + kx]);
+            }
+        // The last block reads up to a whole vector past `end` from the farthest tap.
+        const int64_t read = reach + (p.end + kern.lanes - 1) / kern.lanes * kern.lanes;
+        p.channel_stride = std::max<int64_t>(int64_t(stride) * stride * p.hq * p.wq, read);
+        return p;
+    }
+
+    int blocks() const { return (cout / groups + kDirectRows - 1) / kDirectRows; }
+    int64_t total() const { return int64_t(cin) * channel_stride; }
+};
+
+/// Packs w = [Cout, Cin/groups, k, k] into per-group blocks of kDirectRows
+/// output channels, [group][block][channel][tap][row] (0 past the group's).
+template <class T>
+Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups) {
+    const int per_group = cout / groups, R = kDirectRows, blocks = (per_group + R - 1) / R, taps = k * k;
+    Tensor<T> packed({groups, blocks, cin_per_group, taps, R});
+    for (int g = 0; g < groups; ++g)
+        for (int o = 0; o < per_group; ++o)
+            for (int c = 0; c < cin_per_group; ++c)
+                for (int t = 0; t < taps; ++t)
+                    packed[(((int64_t(g) * blocks + o / R) * cin_per_group + c) * taps + t) * R + o % R] =
+                        w[((int64_t(g) * per_group + o) * cin_per_group + c) * taps + t];
+    return packed;
+}
+
+namespace detail {
+
+/// Channel `src` (h×w) in prepared form at dst (Plan::channel_stride elements).
+template <class T>
+void prepare_channel(const Plan& p, const T* src, T* dst) {
+    const int s = p.stride;
+    for (int a = 0; a < s; ++a)
+        for (int b = 0; b < s; ++b)
+            for (int i = 0; i < p.hq; ++i) {
+                T* row = dst + ((int64_t(a) * s + b) * p.hq + i) * p.wq;
+                const int y = s * i + a - p.pad;
+                // columns j whose input column s·j + b − pad lies in [0, w)
+                const int lo = std::min(p.wq, std::max(0, (p.pad - b + s - 1) / s));
+                const int hi = std::max(lo, std::min(p.wq, (p.w + p.pad - b + s - 1) / s));
+                if (y < 0 || y >= p.h || lo == hi) {
+                    std::fill_n(row, p.wq, T(0));
+                    continue;
+                }
+                const T* in = src + int64_t(y) * p.w;
+                const int dx = b - p.pad;
+                std::fill(row, row + lo, T(0));
+                if (s == 1)
+                    std::copy(in + lo + dx, in + hi + dx, row + lo);
+                else if (s == 2)  // a constant stride: vectorized
+                    for (int j = lo; j < hi; ++j) row[j] = in[2 * j + dx];
+                else
+                    for (int j = lo; j < hi; ++j) row[j] = in[s * j + dx];
+                std::fill(row + hi, row + p.wq, T(0));
+            }
+    std::fill(dst + int64_t(s) * s * p.hq * p.wq, dst + p.channel_stride, T(0));
+}
+
+}  // namespace detail
+
+/// in: n×Cin×h×w, out: n×Cout×ho×wo (+ residual of that shape, may be null),
+/// packed: pack_weights of the layer, ws: p.total() elements.
+template <class T>
+void forward(const Plan& p, const T* packed, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
+             T* ws, resnet::detail::ThreadPool& pool) {
+    const auto& kern = resnet::detail::kernels<T>();
+    const int cin_g = p.cin / p.groups, cout_g = p.cout / p.groups, taps = p.k * p.k, blocks = p.blocks();
+    const int64_t plane = int64_t(p.ho) * p.wo, block_weights = int64_t(cin_g) * taps * kDirectRows;
+    for (int img = 0; img < n; ++img) {
+        const T* x = in + int64_t(img) * p.cin * p.h * p.w;
+        pool.parallel_ranges(p.cin, [&](int64_t begin, int64_t end) {
+            for (int64_t c = begin; c < end; ++c)
+                detail::prepare_channel(p, x + c * p.h * p.w, ws + c * p.channel_stride);
+        });
+        const int64_t out_off = int64_t(img) * p.cout * plane;
+        pool.parallel_for(int64_t(p.groups) * p.chunks, [&](int64_t item) {
+            const int g = int(item / p.chunks), chunk = int(item % p.chunks);
+            const int first = chunk * kChunkBlocks * p.block, last = std::min(p.end, first + kChunkBlocks * p.block);
+            const T* xg = ws + int64_t(g) * cin_g * p.channel_stride;
+            for (int p0 = first; p0 < last; p0 += p.block) {
+                const int vectors = std::min(kern.direct_vectors, (last - p0 + kern.lanes - 1) / kern.lanes);
+                for (int b = 0; b < blocks; ++b) {
+                    const int o0 = g * cout_g + b * kDirectRows;
+                    const int64_t at = out_off + o0 * plane;
+                    kern.direct({xg + p0, p.channel_stride, cin_g, p.tap.data(), taps,
+                                 packed + (int64_t(g) * blocks + b) * block_weights, vectors, out + at, plane,
+                                 std::min(kDirectRows, cout_g - b * kDirectRows), p.wq, p.wo, p0, last, bias + o0,
+                                 residual ? residual + at : nullptr, relu});
+                }
+            }
+        });
+    }
+}
+
+}  // namespace resnet::direct
