@@ -170,14 +170,13 @@ struct Kernels {
     Tile narrow_tile;
     int strip() const { return lanes * vectors; }
     /// The panel height for a GEMM of `m` rows: `rows`, or kNarrowRows when
-    /// whole panels of `rows` would compute over 1.25·m rows. ResNeXt's
-    /// grouped 3×3s have 4–32 output channels per group: 12-row AVX-512
-    /// panels computed 3× layer1's rows and 1.5× layer2's and layer3's. With
-    /// 4-row panels, resnext50_32x4d's grouped 3×3s took 18.6 instead of
-    /// 20.4 ms at 1 thread, the forward 88.1 instead of 93.9 ms (60.4 vs 62.8
-    /// at 2 threads; in-network layer timings, 4 interleaved rounds, Intel
-    /// Xeon family 6 model 207): the rest of their time is im2col and short
-    /// k (36–288), not padding.
+    /// whole panels of `rows` would compute over 1.25·m rows (grouped layers
+    /// run through im2col, e.g. forced by Conv2d::Algorithm::Im2col; Auto
+    /// runs them direct). ResNeXt's grouped 3×3s have 4–32 output channels
+    /// per group: 12-row AVX-512 panels computed 3× layer1's rows and 1.5×
+    /// layer2's and layer3's. With 4-row panels, resnext50_32x4d's grouped
+    /// 3×3s took 18.6 instead of 20.4 ms at 1 thread (in-network layer
+    /// timings, 4 interleaved rounds, Intel Xeon family 6 model 207).
     int panel_rows_for(int64_t m) const {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }

@@ -169,10 +169,9 @@ private:
     ///     ran 1.0 ms but costs 30 MiB more (RSS 171 instead of 141 MiB).
     ///   wider (layer4, 7²): im2col, 3.8 ms. F(2×2) ran 1.55 ms but would
     ///     add 14 MiB (155 MiB); F(4×4) ran 3.1 ms for 54 MiB more.
-    /// Grouped layers run im2col: ResNeXt's grouped 3×3s are 5% of
-    /// resnext50_32x4d's multiply-adds and ~10% of its time (18–20 of
-    /// ~180 ms, 1 thread, Intel Xeon), and Winograd would cut only their
-    /// small per-group products, not the per-channel transforms.
+    /// Grouped layers stay off Winograd (they run direct: runs_direct):
+    /// their per-group products are small, and Winograd would not cut the
+    /// per-channel transforms.
     int winograd_tile_for(Algorithm algorithm) const {
         const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
         const bool forced = algorithm == Algorithm::Winograd4x4 || algorithm == Algorithm::Winograd2x2;
