@@ -96,8 +96,8 @@ TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM, direct) matches PyTorch and the oracl
             CHECK(max_abs_diff(run_conv(conv, x, 3), one) == 0.0);
         }
     }
-    CHECK(grouped == 7);
-    CHECK(direct == 13);
+    CHECK(grouped == 8);
+    CHECK(direct == 15);
 }
 
 TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
@@ -187,6 +187,11 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
             for (int64_t i = 0; i < expected.size(); ++i) expected[i] = std::max(TestType(0), expected[i] + res[i]);
             const auto fused = run_conv(conv, x, 1, &res, true);
             CHECK(close(fused, expected, tol));
+            // Each epilogue op alone: + residual without ReLU, ReLU without residual.
+            auto plain = naive_conv2d(x, w, b, s.stride, s.pad, 1, s.groups), with_res = plain;
+            for (int64_t i = 0; i < plain.size(); ++i) with_res[i] += res[i], plain[i] = std::max(TestType(0), plain[i]);
+            CHECK(close(run_conv(conv, x, 1, &res, false), with_res, tol));
+            CHECK(close(run_conv(conv, x, 1, static_cast<const Tensor<TestType>*>(nullptr), true), plain, tol));
             CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);
             // The layer touches only the scratch it asked for.
             const int64_t ws = conv.workspace_size(s.h, s.w);
@@ -318,6 +323,8 @@ TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by la
     CHECK(conv(4, 2, 1, 1).direct());  // ≤ 4 input channels (the RGB stem): direct
     CHECK_FALSE(conv(5, 2, 1, 1).direct());
     CHECK_FALSE(conv(64, 1, 1, 1, Algo<float>::Im2col, 2).direct());
+    CHECK_THROWS_WITH(conv(8, 1, 0, 2).out_size(4), Catch::Contains("input side 4") && Catch::Contains("reach of 5"));
+    CHECK(conv(8, 1, 0, 2).out_size(5) == 1);
     CHECK_THROWS_WITH(resnet::Conv2d<float>(random_tensor<float>({8, 8, 9, 9}, 14), random_tensor<float>({8}, 12), 1,
                                             4, 1, 1, Algo<float>::Direct),
                       Catch::Contains("direct") && Catch::Contains("9x9"));
