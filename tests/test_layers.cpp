@@ -189,7 +189,10 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
             CHECK(close(fused, expected, tol));
             // Each epilogue op alone: + residual without ReLU, ReLU without residual.
             auto plain = naive_conv2d(x, w, b, s.stride, s.pad, 1, s.groups), with_res = plain;
-            for (int64_t i = 0; i < plain.size(); ++i) with_res[i] += res[i], plain[i] = std::max(TestType(0), plain[i]);
+            for (int64_t i = 0; i < plain.size(); ++i) {
+                with_res[i] += res[i];
+                plain[i] = std::max(TestType(0), plain[i]);
+            }
             CHECK(close(run_conv(conv, x, 1, &res, false), with_res, tol));
             CHECK(close(run_conv(conv, x, 1, static_cast<const Tensor<TestType>*>(nullptr), true), plain, tol));
             CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);

@@ -218,7 +218,8 @@ Kernels<T> kernels_for(Isa isa) {
                                                       avx2::tile<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
             case Isa::Avx512:
                 return make_kernels<Avx512Vec, 12, 2, 6>(isa, avx512::tile<Avx512Vec, 12, 2>,
-                                                         avx512::tile<Avx512Vec, kNarrowRows, 2>, avx512::direct<Avx512Vec, 6>);
+                                                         avx512::tile<Avx512Vec, kNarrowRows, 2>,
+                                                         avx512::direct<Avx512Vec, 6>);
             default: break;
         }
     }

@@ -121,7 +121,8 @@ public:
     bool direct() const { return direct_; }
 
     /// Elements of scratch needed for one image of h×w: one im2col band (0
-    /// when the input is read in place) or the Winograd transforms.
+    /// when the input is read in place), the Winograd transforms, or the
+    /// direct convolution's prepared input.
     int64_t workspace_size(int h, int w) const {
         if (wino_m_) return winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w).total;
         if (direct_) return direct_plan(h, w).total();
@@ -205,7 +206,8 @@ private:
         return algorithm == Algorithm::Direct || (algorithm == Algorithm::Auto && few_inputs && direct::eligible(k_));
     }
     direct::Plan direct_plan(int h, int w) const {
-        return direct::Plan::make<T>(cin_, cout_, groups_, k_, stride_, pad_, dilation_, h, w, out_size(h), out_size(w));
+        return direct::Plan::make<T>(cin_, cout_, groups_, k_, stride_, pad_, dilation_, h, w, out_size(h),
+                                     out_size(w));
     }
 
     /// Per group: output channels, and rows of the GEMM's B (im2col rows).
@@ -276,7 +278,7 @@ private:
     // per group, (Cout/G) × (Cin/G·k·k) in micro-kernel panels
     // (detail::pack_panels), or direct::pack_weights' layout if direct_
     Tensor<T> packed_;
-    Tensor<T> bias_;    // Cout
+    Tensor<T> bias_;  // Cout
     Algorithm algorithm_ = Algorithm::Auto;
     // Winograd: α² × Cout × Cin in micro-kernel panels
     // (winograd::transform_weights), else null; immutable, so copies of the
