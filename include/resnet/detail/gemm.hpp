@@ -71,7 +71,9 @@ struct GemmGroups {
 /// pack_panels (rows × k, R = kernels<T>().panel_rows_for(rows)). B is k × (strips·S) in
 /// strips of S = kernels<T>().strip() columns: element (r, s·S + q) at
 /// b[s·strip_stride + r·row_stride + q]. For a row-major B whose row length
-/// `ld` is a multiple of S (zero past `cols`): row_stride = ld, strip_stride = S.
+/// `ld` is a multiple of S (zero past `cols`): row_stride = ld, strip_stride = S;
+/// a last strip of at most one vector reads that vector only, so ld = cols
+/// also serves when cols is whole strips and one vector.
 ///
 /// k runs in blocks of kGemmDepth: each micro-tile sums one block in registers
 /// and adds it to c, so every output is ((block₀) + block₁) + … whatever the
