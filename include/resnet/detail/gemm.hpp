@@ -88,9 +88,9 @@ struct GemmGroups {
 /// 6.7 ms at 1 thread, 2 threads unchanged; in the network, 6 interleaved
 /// rounds, medians, Intel Xeon family 6 model 207.) k blocks measured
 /// 1.2–1.4× on ResNet-50's large-k layers (3×3 at 14×14 and 7×7, k = 2304
-/// / 4608), where each item had re-streamed its whole B from L3. A last strip of at most one vector of
-/// columns runs the one-vector tile: at 14² a layer computes 208 columns,
-/// not 224, and at 28² exactly its 784.
+/// / 4608), where each item had re-streamed its whole B from L3. A last
+/// strip of at most one vector of columns runs the one-vector tile: at 14²
+/// a layer computes 208 columns, not 224, and at 28² exactly its 784.
 ///
 /// B is read where it lies: copying each strip's block into a contiguous
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on
@@ -114,8 +114,9 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
     constexpr int64_t kABlockBytes = 256 << 10, kBlockStrips = 8;
     const int64_t strips = (cols + S - 1) / S, np = panel_count(rows, R), depth = std::min(k, kGemmDepth);
     const int64_t col_blocks = (strips + kBlockStrips - 1) / kBlockStrips;
-    // Panels per item: as many as fit the L2 budget, fewer when that leaves
-    // too few items to keep every thread busy (any split gives the same bits).
+    // Panels per item: at most kABlockBytes of A per k block, fewer when that
+    // leaves too few items to keep every thread busy (any split gives the
+    // same bits).
     const int64_t fit = std::max<int64_t>(1, kABlockBytes / (depth * R * int64_t(sizeof(T))));
     const int64_t group_blocks = col_blocks * groups.count;
     const int64_t want_row_blocks = (4 * pool.threads() + group_blocks - 1) / group_blocks;

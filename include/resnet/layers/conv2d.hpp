@@ -36,8 +36,8 @@ struct Epilogue {
 /// of the im2col expansion of the whole input, built in bands of output rows
 /// (or the input itself for a 1×1, stride-1, unpadded convolution whose rows
 /// are whole strips of the micro-kernel, or whole strips and one vector: no
-/// copy). Bias, residual and ReLU
-/// are applied as each micro-tile leaves the registers.
+/// copy). Bias, residual and ReLU are applied as each micro-tile leaves the
+/// registers.
 ///
 /// Ungrouped 3×3 stride-1 pad-1 convolutions may instead run Winograd
 /// F(m×m, 3×3) (winograd.hpp); such a layer keeps only the transformed
