@@ -237,7 +237,7 @@ private:
     /// vectors (ResNet-50 at 14×14 and 7×7): their unaligned rows with a
     /// copied partial strip ran at 50 and 42–47 GFLOP/s in place, 62–74 and
     /// 56 copied. At 28×28 (24 strips and one vector under AVX-512) reading
-    /// in place took ResNet-50's five such layers from 7.6 to 6.9 ms at 1
+    /// in place took ResNet-50's eight such layers from 7.6 to 6.9 ms at 1
     /// thread (in the network, 6 interleaved rounds, medians, Intel Xeon
     /// family 6 model 207).
     bool reads_in_place(int64_t plane) const {
