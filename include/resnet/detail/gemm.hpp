@@ -131,8 +131,8 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
         const OutputOps<T> og{ops.bias + g * rows, ops.residual ? ops.residual + g * rows * ldc : nullptr, ops.relu};
         for (int64_t k0 = 0; k0 < k; k0 += depth) {
             const int64_t kn = std::min(depth, k - k0);
+            const bool last = k0 + kn == k;
             for (int64_t q = q0; q < q1; ++q) {
-                const bool last = k0 + kn == k;
                 const int64_t r0 = q * R;
                 for (int64_t s = s0; s < s1; ++s) {
                     const T* bs = b + g * groups.b_stride + s * strip_stride + k0 * row_stride;
