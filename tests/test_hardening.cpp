@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -256,6 +257,33 @@ TEST_CASE("thread pool: an item's exception reaches the caller, the others still
     std::atomic<int> errors{0};
     stress_pool(pool, 100, 20, errors);
     CHECK(errors == 0);
+}
+
+TEST_CASE("thread pool: a step stalled by a late worker narrows the pool to the caller, which widens again later",
+          "[hardening][pool]") {
+    resnet::detail::ThreadPool pool(2);
+    const auto caller = std::this_thread::get_id();
+    std::atomic<bool> worker_started{false};
+    // One item each: the worker's takes 50 ms, as if the OS had descheduled
+    // it; the caller's returns once the worker holds the other item.
+    pool.parallel_for(2, [&](int64_t) {
+        if (std::this_thread::get_id() != caller) {
+            worker_started = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            return;
+        }
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!worker_started && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    });
+    REQUIRE(worker_started);
+    CHECK(pool.width() == 1);
+    std::atomic<int> elsewhere{0};
+    pool.parallel_for(64, [&](int64_t) { elsewhere += std::this_thread::get_id() != caller; });
+    CHECK(elsewhere == 0);
+    int steps = 1;
+    for (; pool.width() == 1 && steps < 100000; ++steps) pool.parallel_for(2, [](int64_t) {});
+    CHECK(steps > 16);
+    CHECK(pool.width() == 2);
 }
 
 TEST_CASE("thread pool: pools built and destroyed in a loop, idle or right after a step", "[hardening][pool]") {
