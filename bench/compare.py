@@ -253,11 +253,23 @@ def summarize(runs, deltas, max_others):
         med[key] = {f: statistics.median(r[f] for r in quiet or group)
                     for f in ("median_ms", "ms_per_image", "peak_rss_mib", "load_ms")}
         med[key].update(runs=len(group), quiet_runs=len(quiet))
+    by_round = {(r["threads"], r["batch"], r["engine"], r["round"]): r for r in runs}
+
+    def per_round_vs_ort(threads, batch, engine):
+        """The median over rounds of this engine's time ÷ ONNX Runtime's in the same
+        round: it cancels what the host did to a whole round, which the ratio of the
+        medians does not. Rounds where both runs were quiet (all, if none was)."""
+        pairs = [(r, by_round.get((threads, batch, "ort", r["round"]))) for r in groups[threads, batch, ENGINES.index(engine)]]
+        pairs = [(a, b) for a, b in pairs if b]
+        quiet = [(a, b) for a, b in pairs if max(a["others_cpu_share"], b["others_cpu_share"]) <= max_others]
+        return statistics.median(a["median_ms"] / b["median_ms"] for a, b in quiet or pairs) if pairs else None
+
     rows = []
     for (threads, batch, e), m in sorted(med.items()):
         ref = {name: med.get((threads, batch, ENGINES.index(name))) for name in REFERENCES}
         rows.append({"engine": ENGINES[e], "threads": threads, "batch": batch, **m,
                      **{f"vs_{n}": m["median_ms"] / v["median_ms"] if v else None for n, v in ref.items()},
+                     "vs_ort_per_round": per_round_vs_ort(threads, batch, ENGINES[e]),
                      "max_abs_diff_vs_pytorch": deltas.get((ENGINES[e], threads, batch))})
     return rows
 
@@ -265,12 +277,13 @@ def summarize(runs, deltas, max_others):
 def print_table(rows):
     def num(v, fmt):
         return "–" if v is None else format(v, fmt)
-    header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×ORT", "×PyTorch", "×OpenCV",
-              "peak RSS MiB", "load ms", "max abs Δ vs PyTorch"]
+    header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×ORT", "×ORT per round",
+              "×PyTorch", "×OpenCV", "peak RSS MiB", "load ms", "max abs Δ vs PyTorch"]
     print(markdown_table(header, [
         [r["engine"], str(r["threads"]), str(r["batch"]), f"{r['quiet_runs']}/{r['runs']}",
-         num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"),
-         *(num(r[f"vs_{n}"], ".2f") for n in REFERENCES), num(r["peak_rss_mib"], ".0f"),
+         num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"), num(r["vs_ort"], ".2f"),
+         num(r["vs_ort_per_round"], ".2f"), *(num(r[f"vs_{n}"], ".2f") for n in REFERENCES[1:]),
+         num(r["peak_rss_mib"], ".0f"),
          num(r["load_ms"], ".0f"), num(r["max_abs_diff_vs_pytorch"], ".1e")] for r in rows]))
 
 

@@ -40,6 +40,34 @@
 #ifdef STBI_INCLUDE_STB_IMAGE_H
 #error "resnet/image.hpp compiles its own private copy of stb_image: include it before <stb/stb_image.h>"
 #endif
+#include <cstdint>
+#include <cstdlib>
+
+namespace resnet::detail {
+/// The largest block stb_image may grow by realloc in this thread; SIZE_MAX
+/// outside stb_decode. stb_image's zlib decoder grows its output until the
+/// data ends (up to 4 GB), and only then compares it with the header's size,
+/// so a PNG whose IDAT inflates far past its declared pixels (a zlib bomb,
+/// ~1000× its file size) would allocate all of it. Its mallocs are sized
+/// from the header, which check_dimensions has bounded.
+inline size_t& stb_realloc_limit() {
+    thread_local size_t limit = SIZE_MAX;
+    return limit;
+}
+inline bool& stb_realloc_refused() {
+    thread_local bool refused = false;
+    return refused;
+}
+inline void* stb_realloc(void* p, size_t size) {
+    if (size <= stb_realloc_limit()) return std::realloc(p, size);
+    stb_realloc_refused() = true;
+    return nullptr;
+}
+}  // namespace resnet::detail
+
+#define STBI_MALLOC(size) std::malloc(size)
+#define STBI_REALLOC(p, size) resnet::detail::stb_realloc(p, size)
+#define STBI_FREE(p) std::free(p)
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
 #ifndef RESNET_WITH_LIBJPEG
@@ -56,6 +84,9 @@
 #include <stb/stb_image.h>
 #pragma GCC diagnostic pop
 #undef STB_IMAGE_IMPLEMENTATION
+#undef STBI_MALLOC
+#undef STBI_REALLOC
+#undef STBI_FREE
 
 #include <climits>
 #include <cmath>
@@ -376,10 +407,20 @@ std::unique_ptr<Sample, StbFree> stb_decode(const uint8_t* d, size_t n, int chan
                                             const std::string& name) {
     int w = 0, ht = 0, file_channels = 0;
     std::unique_ptr<Sample, StbFree> pixels;
+    // What a valid file can need: its compressed data gathered (< 2n) or its
+    // pixels inflated, 16-bit RGBA with a filter byte per row and Adam7's
+    // extra rows (< 16 bytes per pixel and row), doubled by the growth.
+    const size_t limit = 2 * n + 16 * size_t(h.width + 1) * size_t(h.height) + (size_t(1) << 20);
+    stb_realloc_limit() = limit;
+    stb_realloc_refused() = false;
     if constexpr (sizeof(Sample) == 1)
         pixels.reset(stbi_load_from_memory(d, int(n), &w, &ht, &file_channels, channels));
     else
         pixels.reset(stbi_load_16_from_memory(d, int(n), &w, &ht, &file_channels, channels));
+    stb_realloc_limit() = SIZE_MAX;
+    if (!pixels && stb_realloc_refused())
+        fail(name, ": ", h.format, " data inflates past ", limit, " bytes, more than its ", h.width, "x", h.height,
+             " header allows (a decompression bomb?)");
     if (!pixels) {
         const std::string reason = stb_reason(h.format);
         fail(name, ": truncated or corrupt ", h.format, reason.empty() ? "" : " (stb_image: " + reason + ")");
