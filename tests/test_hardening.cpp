@@ -264,12 +264,14 @@ TEST_CASE("thread pool: a step stalled by a late worker narrows the pool to the 
     resnet::detail::ThreadPool pool(2);
     const auto caller = std::this_thread::get_id();
     std::atomic<bool> worker_started{false};
-    // One item each: the worker's takes 50 ms, as if the OS had descheduled
-    // it; the caller's returns once the worker holds the other item.
+    // One item each: the worker's sleeps, as if the OS had descheduled it,
+    // 50 ms and twice as long as it took to start (the caller's share, on a
+    // loaded machine); the caller's returns once the worker holds the other.
+    const auto start = std::chrono::steady_clock::now();
     pool.parallel_for(2, [&](int64_t) {
         if (std::this_thread::get_id() != caller) {
             worker_started = true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            std::this_thread::sleep_for(std::chrono::milliseconds(50) + 2 * (std::chrono::steady_clock::now() - start));
             return;
         }
         const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
