@@ -65,10 +65,10 @@ public:
     /// recent steps stalled (see Narrowing above). The calling thread's view.
     int width() const { return narrow_left_ > 0 ? width_.load() : threads(); }
 
-    /// Calls fn(i) for every i in [0, count), items taken dynamically by all
-    /// threads. Which thread runs an item never changes its result, so output
-    /// bits do not depend on the thread count. If items throw, every item
-    /// still runs and the first exception is rethrown here.
+    /// Calls fn(i) for every i in [0, count), items taken dynamically by the
+    /// width() threads. Which thread runs an item never changes its result,
+    /// so output bits do not depend on the thread count. If items throw,
+    /// every item still runs and the first exception is rethrown here.
     template <class F>
     void parallel_for(int64_t count, const F& fn) {
         if (count <= 0) return;
