@@ -1,11 +1,13 @@
-// Uses the installed resnet::image target: decodes the JPEG named on the
-// command line through libjpeg and preprocesses it.
+// Uses the installed package to decode the JPEG named on the command line
+// and preprocess it, printing its size and per-channel sums. Built twice:
+// on resnet::image (libjpeg, RESNET_WITH_LIBJPEG) and on the core target
+// with stb_image's own JPEG decoder; run.cmake compares the two.
 #include <resnet/image.hpp>
 
 #include <cstdio>
 
-#ifndef RESNET_WITH_LIBJPEG
-#error "resnet::image must define RESNET_WITH_LIBJPEG"
+#if defined(EXPECT_LIBJPEG) != defined(RESNET_WITH_LIBJPEG)
+#error "resnet::image must define RESNET_WITH_LIBJPEG, and only it"
 #endif
 
 int main(int argc, char** argv) {
@@ -14,6 +16,9 @@ int main(int argc, char** argv) {
     resnet::Preprocess small;
     small.resize = 8, small.crop = 8;
     const auto x = resnet::preprocess<float>(img, small);
-    std::printf("consumer_image: %s %dx%d -> %s\n", argv[1], img.width, img.height, resnet::shape_str(x.shape()).c_str());
+    long long sum[3] = {};
+    for (size_t i = 0; i < img.rgb.size(); ++i) sum[i % 3] += img.rgb[i];
+    std::printf("consumer_image: %s %dx%d -> %s, channel sums %lld %lld %lld\n", argv[1], img.width, img.height,
+                resnet::shape_str(x.shape()).c_str(), sum[0], sum[1], sum[2]);
     return 0;
 }
