@@ -138,8 +138,9 @@ def main():
         ratios: the second cancels what the host did to a whole round."""
         if num not in med or den not in med:
             return None
-        a_, b_ = by_round(num), by_round(den)
-        return (med[num]["median_ms"] / med[den]["median_ms"], statistics.median(a_[r] / b_[r] for r in a_))
+        num_ms, den_ms = by_round(num), by_round(den)
+        return (med[num]["median_ms"] / med[den]["median_ms"],
+                statistics.median(num_ms[r] / den_ms[r] for r in num_ms))
     targets = [("busy 2t / quiet 1t", ratios(("resnet", "busy", 2), ("resnet", "quiet", 1)), 1.10),
                ("busy 2t / ORT busy 2t", ratios(("resnet", "busy", 2), ("ort", "busy", 2)), 1.00),
                ("quiet 4t / quiet 2t", ratios(("resnet", "quiet", 4), ("resnet", "quiet", 2)), 1.15),

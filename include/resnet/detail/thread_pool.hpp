@@ -72,8 +72,9 @@ public:
     template <class F>
     void parallel_for(int64_t count, const F& fn) {
         if (count <= 0) return;
-        if (width() == 1 || count == 1) {
-            if (narrow_left_ > 0) --narrow_left_;
+        const int width = this->width();
+        if (narrow_left_ > 0) --narrow_left_;
+        if (width == 1 || count == 1) {
             std::exception_ptr first;
             for (int64_t i = 0; i < count; ++i) try {
                     fn(i);
@@ -93,7 +94,7 @@ public:
             begin_ = end_.load();
             error_ = nullptr;
             end = begin_ + count;
-            width_.store(width());
+            width_.store(width);
             end_.store(end);
         }
         wake_.notify_all();
@@ -105,7 +106,7 @@ public:
             finished_.wait(lock, [&] { return done_.load() == end; });
         }
         const auto waited = Clock::now() - own_done;
-        note_wait(waited > std::max<Clock::duration>(kStall, own_done - start));
+        note_wait(width, waited > std::max<Clock::duration>(kStall, own_done - start));
         if (error_) std::rethrow_exception(error_);
     }
 
@@ -131,11 +132,10 @@ private:
     /// In steps: ResNet-50's forward() is 95 of them, ResNet-101's 197.
     static constexpr int kMinNarrow = 256, kMaxNarrow = 4096, kCalm = 256;
 
-    /// Updates the narrowing state after a step run at width(): see Narrowing.
-    void note_wait(bool stalled) {
-        if (narrow_left_ > 0) --narrow_left_;
+    /// Updates the narrowing state after a step run at `width`: see Narrowing.
+    void note_wait(int width, bool stalled) {
         if (stalled) {
-            width_.store(std::max(1, width() / 2));
+            width_.store(std::max(1, width / 2));
             narrow_left_ = narrow_for_;
             narrow_for_ = std::min(2 * narrow_for_, kMaxNarrow);
             calm_ = 0;
