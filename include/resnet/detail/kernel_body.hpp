@@ -97,6 +97,63 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     }
 }
 
+/// The columns of a strip past its whole vectors, t.cols ≤ kColumns of
+/// them, vectorized over the panel's R rows instead of over columns:
+///   acc[j][r] = Σ_{p<P} Σ_{c ≡ p mod P} a[c·R + r] · b[c·ldb + j]
+/// (each inner sum over c in order, then p in order); then tile_n's store.
+/// At ResNet-50's 7×7 (49 = 3·16 + 1 columns under AVX-512) the last
+/// column took a whole one-vector tile, R vector FMAs per k; here it takes
+/// one. The P partial sums give the FMAs independent chains: with one, a
+/// column waited out the FMA latency at every k.
+template <class V, int R, int P>
+RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    constexpr int L = V::lanes, NR = (R + L - 1) / L, C = kColumns;  // vectors per panel column
+    X acc[P][C][NR];
+    for (int p = 0; p < P; ++p)
+        for (int j = 0; j < C; ++j)
+            for (int v = 0; v < NR; ++v) acc[p][j][v] = V::zero();
+    const T* __restrict a = t.a;
+    const T* __restrict b = t.b;
+    const auto step = [&](X(&sum)[C][NR]) RESNET_KERNEL_ATTR {
+        RESNET_PREFETCH(b, 8 * t.ldb);  // as tile_n
+        X ar[NR];
+        for (int v = 0; v < NR; ++v) ar[v] = (v + 1) * L <= R ? V::load(a + v * L) : V::load_n(a + v * L, R - v * L);
+        RESNET_UNROLL_ALL
+        for (int j = 0; j < C; ++j) {
+            if (j == t.cols) break;
+            const X bj = V::set1(b[j]);
+            for (int v = 0; v < NR; ++v) sum[j][v] = V::fma(ar[v], bj, sum[j][v]);
+        }
+        a += R;
+        b += t.ldb;
+    };
+    int64_t c = 0;
+    for (; c + P <= t.k; c += P)
+        RESNET_UNROLL_ALL
+        for (int p = 0; p < P; ++p) step(acc[p]);
+    for (int p = 0; c < t.k; ++c, ++p) step(acc[p]);
+    alignas(64) T column[C][NR * L];
+    for (int j = 0; j < C; ++j)
+        for (int v = 0; v < NR; ++v) {
+            X y = acc[0][j][v];
+            for (int p = 1; p < P; ++p) y = V::add(y, acc[p][j][v]);
+            V::store(column[j] + v * L, y);
+        }
+    for (int r = 0; r < t.rows; ++r) {
+        T* dst = t.c + r * t.ldc;
+        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
+        for (int j = 0; j < t.cols; ++j) {
+            T y = column[j][r];
+            if (t.accumulate) y = dst[j] + y;
+            if (t.bias) y += t.bias[r];
+            if (res) y += res[j];
+            dst[j] = t.relu ? std::max(y, T(0)) : y;
+        }
+    }
+}
+
 /// The micro-kernel entry (Kernels::tile): t.vectors is NV or 1.
 template <class V, int R, int NV>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {

@@ -58,6 +58,9 @@ struct TileArgs {
     bool relu;
 };
 
+/// Columns past a strip's whole vectors that tile_columns takes, at most.
+constexpr int kColumns = 4;
+
 /// Output channels per block of the direct convolution (layers/direct.hpp).
 constexpr int kDirectRows = 4;
 
@@ -95,6 +98,11 @@ struct EigenVec {
     using type = Eigen::Array<T, lanes, 1>;
     static type zero() { return type::Zero(); }
     static type load(const T* p) { return Eigen::Map<const type>(p); }
+    static type load_n(const T* p, int n) {
+        type x = type::Zero();
+        for (int i = 0; i < n; ++i) x[i] = p[i];
+        return x;
+    }
     static void store(T* p, const type& x) { Eigen::Map<type>{p} = x; }
     static type set1(T s) { return type::Constant(s); }
     static type fma(const type& a, const type& b, const type& c) { return c + a * b; }
@@ -113,25 +121,29 @@ struct EigenVec {
 #if RESNET_X86_DISPATCH
 namespace resnet::detail {
 
-#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr)                                        \
+#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr)                           \
     struct Name {                                                                                     \
         using Scalar = float;                                                                         \
         using type = reg;                                                                             \
         static constexpr int lanes = n;                                                               \
         __attribute__((target(tgt), always_inline)) static type zero() { return suffix##setzero_ps(); } \
         __attribute__((target(tgt), always_inline)) static type load(const float* p) { return suffix##loadu_ps(p); } \
+        /* the first m < lanes floats at p, zeros above; reads nothing past p + m */                          \
+        __attribute__((target(tgt), always_inline)) static type load_n(const float* p, int m) { return load_n_expr; } \
         __attribute__((target(tgt), always_inline)) static void store(float* p, type x) { suffix##storeu_ps(p, x); } \
         __attribute__((target(tgt), always_inline)) static type set1(float s) { return suffix##set1_ps(s); } \
         __attribute__((target(tgt), always_inline)) static type fma(type a, type b, type c) { return fma_expr; } \
         __attribute__((target(tgt), always_inline)) static type add(type a, type b) { return suffix##add_ps(a, b); } \
         __attribute__((target(tgt), always_inline)) static type max(type a, type b) { return max_expr; } \
     };
-RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b))
-RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b))
+RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b),
+               _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f))
+RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b),
+               _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))))
 // (_mm512_max_ps through its zero-masked form: GCC 12 warns that the plain
 // one's undefined pass-through operand may be used uninitialized.)
 RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_ps(a, b, c),
-               _mm512_maskz_max_ps(__mmask16(-1), a, b))
+               _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p))
 #undef RESNET_X86_VEC
 
 }  // namespace resnet::detail
@@ -181,6 +193,10 @@ struct Kernels {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }
     Tile tile_for(int panel_rows) const { return panel_rows == rows ? tile : narrow_tile; }
+    /// tile_columns under `rows` and kNarrowRows rows: a strip's columns past
+    /// its whole vectors, when fewer than the panel's rows (strip_tiles in gemm.hpp).
+    Tile columns, narrow_columns;
+    Tile columns_for(int panel_rows) const { return panel_rows == rows ? columns : narrow_columns; }
     /// The direct convolution's block (DirectArgs), for 1 … direct_vectors vectors.
     void (*direct)(const DirectArgs<T>&);
     int direct_vectors;
@@ -192,6 +208,9 @@ struct Kernels {
 ///   portable, sse2, avx2: 6 × 2 vectors, 12 accumulators of 16 registers.
 ///   avx512: 12 × 2 vectors of 16 floats, 24 accumulators of 32 registers
 ///     (ONNX Runtime's MLAS SGEMM uses the same 12 × 32 tile).
+/// tile_columns keeps P partial sums of kColumns columns: 4 under avx512
+/// (16 accumulators), 2 under avx2 (8 of 16 registers), 1 for sse2 and
+/// portable (their panel's 6 rows take two vectors there).
 /// Measured on 13 ResNet-50 layer shapes at 224² (stem, the 1×1s, the
 /// Winograd 3×3s, layer4's im2col 3×3), 1 thread, best of 40 calls each, one
 /// default-flags g++ 12 -O3 binary, Intel Xeon family 6 model 207 (busy,
@@ -200,8 +219,10 @@ struct Kernels {
 template <class V, int R, int NV, int DV>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
+                                                   typename Kernels<typename V::Scalar>::Tile columns,
+                                                   typename Kernels<typename V::Scalar>::Tile narrow_columns,
                                                    void (*direct)(const DirectArgs<typename V::Scalar>&)) {
-    return {isa, R, V::lanes, NV, tile, narrow_tile, direct, DV};
+    return {isa, R, V::lanes, NV, tile, narrow_tile, columns, narrow_columns, direct, DV};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -211,23 +232,27 @@ Kernels<T> kernels_for(Isa isa) {
     if constexpr (std::is_same<T, float>::value) {
         switch (isa) {
             case Isa::Sse2:
-                return make_kernels<Sse2Vec, 6, 2, 3>(isa, sse2::tile<Sse2Vec, 6, 2>,
-                                                      sse2::tile<Sse2Vec, kNarrowRows, 2>, sse2::direct<Sse2Vec, 3>);
+                return make_kernels<Sse2Vec, 6, 2, 3>(
+                    isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, kNarrowRows, 2>,
+                    sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>);
             case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2, 3>(isa, avx2::tile<Avx2Vec, 6, 2>,
-                                                      avx2::tile<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
+                return make_kernels<Avx2Vec, 6, 2, 3>(
+                    isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
+                    avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 12, 2, 6>(isa, avx512::tile<Avx512Vec, 12, 2>,
-                                                         avx512::tile<Avx512Vec, kNarrowRows, 2>,
-                                                         avx512::direct<Avx512Vec, 6>);
+                return make_kernels<Avx512Vec, 12, 2, 6>(
+                    isa, avx512::tile<Avx512Vec, 12, 2>, avx512::tile<Avx512Vec, kNarrowRows, 2>,
+                    avx512::tile_columns<Avx512Vec, 12, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
+                    avx512::direct<Avx512Vec, 6>);
             default: break;
         }
     }
 #endif
     (void)isa;
-    return make_kernels<EigenVec<T>, 6, 2, 3>(Isa::Portable, portable::tile<EigenVec<T>, 6, 2>,
-                                              portable::tile<EigenVec<T>, kNarrowRows, 2>,
-                                              portable::direct<EigenVec<T>, 3>);
+    return make_kernels<EigenVec<T>, 6, 2, 3>(
+        Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
+        portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
+        portable::direct<EigenVec<T>, 3>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

@@ -262,25 +262,25 @@ const Transforms<T>& transforms() {
 #undef RESNET_WINOGRAD_TRANSFORMS
 
 /// The α² products of one item: for every ξ, channels of panels
-/// [p0, p0 + np) × the chunk's nv (padded) tiles, into
-/// m[(o − o0)·α²·ld + ξ·ld + k].
+/// [p0, p0 + np) × the chunk's nt tiles, into m[(o − o0)·α²·ld + ξ·ld + k]
+/// (columns k of the last vector past nt are left as they were: the output
+/// transform computes them but stores nothing of them).
 template <class T>
-void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nv, T* m) {
+void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m) {
     const auto& kern = resnet::detail::kernels<T>();
-    const int L = kern.lanes, R = kern.rows;
+    const int S = kern.strip(), R = kern.rows;
     const int64_t ms = int64_t(p.points) * p.ld;
     for (int xi = 0; xi < p.points; ++xi) {
         const T* vx = v + xi * p.v_stride;
         T* mx = m + xi * p.ld;
-        for (int k0 = 0; k0 < nv;) {
-            const int vectors = nv - k0 >= kern.strip() ? kern.vectors : 1;
+        for (int k0 = 0; k0 < nt; k0 += S)
             for (int q = 0; q < np; ++q) {
                 const int panel = p0 + q, rows = std::min(R, p.cout - panel * R);
-                kern.tile({p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + k0, p.ld, vectors,
-                           mx + q * R * ms + k0, ms, rows, vectors * L, false, nullptr, nullptr, false});
+                resnet::detail::strip_tiles(kern, R,
+                                            {p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + k0, p.ld,
+                                             0, mx + q * R * ms + k0, ms, rows, std::min(S, nt - k0), false, nullptr,
+                                             nullptr, false});
             }
-            k0 += vectors * L;
-        }
     }
 }
 
@@ -307,7 +307,7 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
             const int np = std::min(p.item_panels, p.panels - p0), o0 = p0 * p.rows;
             const int nr = std::min(np * p.rows, p.cout - o0);
             T* m = items + item * p.out_item;
-            gemms(p, u, v + chunk * p.v_chunk, p0, np, p.padded(p.chunk_size(chunk)), m);
+            gemms(p, u, v + chunk * p.v_chunk, p0, np, p.chunk_size(chunk), m);
             tr.output[which](p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item);
         });
     }
