@@ -288,6 +288,25 @@ TEST_CASE("thread pool: a step stalled by a late worker narrows the pool to the 
     CHECK(pool.width() == 2);
 }
 
+TEST_CASE("thread pool: each thread starts on its own contiguous share of a step's items", "[hardening][pool]") {
+    resnet::detail::ThreadPool pool(2);
+    const auto caller = std::this_thread::get_id();
+    int split = 0;  // steps whose first half ran on the caller and second half on the worker
+    for (int step = 0; step < 20; ++step) {
+        std::vector<std::thread::id> ran_by(8);
+        pool.parallel_for(8, [&](int64_t i) {
+            ran_by[size_t(i)] = std::this_thread::get_id();
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));  // long enough that both threads take part
+        });
+        bool halves = true;
+        for (size_t i = 0; i < 8; ++i) halves = halves && (ran_by[i] == caller) == (i < 4);
+        split += halves;
+    }
+    // Stealing may move items when a thread runs late (a busy machine), so
+    // most steps, not all; with one shared counter the threads alternate.
+    CHECK(split >= 10);
+}
+
 TEST_CASE("thread pool: pools built and destroyed in a loop, idle or right after a step", "[hardening][pool]") {
     std::atomic<int> errors{0};
     for (int i = 0; i < 300; ++i) {
