@@ -12,6 +12,23 @@ namespace resnet::detail::RESNET_KERNEL_NS {
 
 constexpr int kAPrefetchBytes = 4096;  // how far ahead tile_n fetches A (see there)
 
+/// The tile's store (TileArgs in kernels.hpp) one element at a time, of the
+/// sums value(r, j) for r < t.rows, j < t.cols.
+template <class T, class Value>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void store_elements(const TileArgs<T>& t, const Value& value) {
+    for (int r = 0; r < t.rows; ++r) {
+        T* dst = t.c + r * t.ldc;
+        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
+        for (int j = 0; j < t.cols; ++j) {
+            T y = value(r, j);
+            if (t.accumulate) y = dst[j] + y;
+            if (t.bias) y += t.bias[r];
+            if (res) y += res[j];
+            dst[j] = t.relu ? std::max(y, T(0)) : y;
+        }
+    }
+}
+
 /// acc[r][v] = Σ_{c<k} a[c·R + r] · b[c·ldb + v·L + l], c in order; then
 /// the tile's store (TileArgs in kernels.hpp).
 template <class V, int R, int NV>
@@ -84,17 +101,7 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     alignas(64) T tile[R][NV * L];
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) V::store(tile[r] + v * L, acc[r][v]);
-    for (int r = 0; r < t.rows; ++r) {
-        T* dst = t.c + r * t.ldc;
-        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
-        for (int j = 0; j < t.cols; ++j) {
-            T y = tile[r][j];
-            if (t.accumulate) y = dst[j] + y;
-            if (t.bias) y += t.bias[r];
-            if (res) y += res[j];
-            dst[j] = t.relu ? std::max(y, T(0)) : y;
-        }
-    }
+    store_elements(t, [&](int r, int j) { return tile[r][j]; });
 }
 
 /// The columns of a strip past its whole vectors, t.cols ≤ kColumns of
@@ -109,7 +116,7 @@ template <class V, int R, int P>
 RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
     using T = typename V::Scalar;
     using X = typename V::type;
-    constexpr int L = V::lanes, NR = (R + L - 1) / L, C = kColumns;  // vectors per panel column
+    constexpr int L = V::lanes, NR = (R + L - 1) / L, C = kColumns;  // NR vectors hold a panel's column
     X acc[P][C][NR];
     for (int p = 0; p < P; ++p)
         for (int j = 0; j < C; ++j)
@@ -141,17 +148,7 @@ RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
             for (int p = 1; p < P; ++p) y = V::add(y, acc[p][j][v]);
             V::store(column[j] + v * L, y);
         }
-    for (int r = 0; r < t.rows; ++r) {
-        T* dst = t.c + r * t.ldc;
-        const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
-        for (int j = 0; j < t.cols; ++j) {
-            T y = column[j][r];
-            if (t.accumulate) y = dst[j] + y;
-            if (t.bias) y += t.bias[r];
-            if (res) y += res[j];
-            dst[j] = t.relu ? std::max(y, T(0)) : y;
-        }
-    }
+    store_elements(t, [&](int r, int j) { return column[j][r]; });
 }
 
 /// The micro-kernel entry (Kernels::tile): t.vectors is NV or 1.
