@@ -194,7 +194,8 @@ struct Kernels {
     }
     Tile tile_for(int panel_rows) const { return panel_rows == rows ? tile : narrow_tile; }
     /// tile_columns under `rows` and kNarrowRows rows: a strip's columns past
-    /// its whole vectors, when fewer than the panel's rows (strip_tiles in gemm.hpp).
+    /// its whole vectors, when at most kColumns and fewer than the panel's
+    /// rows (strip_tiles in gemm.hpp).
     Tile columns, narrow_columns;
     Tile columns_for(int panel_rows) const { return panel_rows == rows ? columns : narrow_columns; }
     /// The direct convolution's block (DirectArgs), for 1 … direct_vectors vectors.
