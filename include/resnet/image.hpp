@@ -8,10 +8,11 @@
 // (1-16 bit gray, gray+alpha, RGB, RGBA, palette), BMP, GIF (first frame),
 // TGA, binary PNM (P5/P6). JPEG is decoded by libjpeg-turbo, the library PIL
 // uses, when the including program defines RESNET_WITH_LIBJPEG and links
-// libjpeg (CMake: link resnet::image, which does both); see detail/jpeg.hpp.
-// Every translation unit of a program must agree on the switch.
-// Otherwise JPEG, and always PNG, BMP, GIF and TGA, are decoded by stb_image
-// (Debian: libstb-dev); PNM here.
+// libjpeg, and PNG by libpng when it defines RESNET_WITH_LIBPNG and links
+// libpng (CMake: link resnet::image, which does all four); see detail/jpeg.hpp
+// and detail/png.hpp. Every translation unit of a program must agree on the
+// switches. Otherwise JPEG and PNG, and always BMP, GIF and TGA, are decoded
+// by stb_image (Debian: libstb-dev); PNM here.
 // Conversion to RGB follows PIL 9.4:
 //  - alpha is dropped, not composited; gray is replicated; palettes expanded;
 //    CMYK JPEGs are converted with PIL's formula (detail/jpeg.hpp);
@@ -73,7 +74,9 @@ inline void* stb_realloc(void* p, size_t size) {
 #ifndef RESNET_WITH_LIBJPEG
 #define STBI_ONLY_JPEG
 #endif
+#ifndef RESNET_WITH_LIBPNG
 #define STBI_ONLY_PNG
+#endif
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 #define STBI_ONLY_TGA
@@ -103,6 +106,9 @@ inline void* stb_realloc(void* p, size_t size) {
 #include "tensor.hpp"
 #ifdef RESNET_WITH_LIBJPEG
 #include "detail/jpeg.hpp"
+#endif
+#ifdef RESNET_WITH_LIBPNG
+#include "detail/png.hpp"
 #endif
 
 namespace resnet {
@@ -453,6 +459,9 @@ inline Image decode_image(const uint8_t* data, size_t size, const std::string& n
     const detail::ImageHeader header = (sig ? sig->header : detail::tga_header)(data, size, name);
     detail::check_dimensions(header, options, name);
     if (header.format == "PNM") return detail::decode_pnm(data, size, name);
+#ifdef RESNET_WITH_LIBPNG
+    if (header.format == "PNG") return detail::decode_png(data, size, name, header.width, header.height);
+#endif
     if (header.format == "PNG" && data[24] == 16 && data[25] == 0) {  // 16-bit gray: PIL's mode "I", clipped
         const auto px = detail::stb_decode<uint16_t>(data, size, 1, header, name);
         return detail::rgb_from_samples(header.width, header.height, 1, detail::rescale_table(16, 65535, 65535),

@@ -1,18 +1,32 @@
-// Uses the installed package to decode the JPEG named on the command line
-// and preprocess it, printing its size and per-channel sums. Built twice:
-// on resnet::image (libjpeg, RESNET_WITH_LIBJPEG) and on the core target
-// with stb_image's own JPEG decoder; run.cmake compares the two.
+// Uses the installed package to decode the image named on the command line
+// (or, given --zlib-bomb, testpng::zlib_bomb's 16×16 PNG inflating to 64 MiB)
+// and preprocess it, printing its size and per-channel sums. Built twice: on
+// resnet::image (libjpeg and libpng: RESNET_WITH_LIBJPEG, RESNET_WITH_LIBPNG)
+// and on the core target with stb_image's own decoders; run.cmake compares
+// the two.
 #include <resnet/image.hpp>
 
 #include <cstdio>
+#include <string>
 
-#if defined(EXPECT_LIBJPEG) != defined(RESNET_WITH_LIBJPEG)
-#error "resnet::image must define RESNET_WITH_LIBJPEG, and only it"
+#include "../png_bomb.hpp"
+
+#if defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBJPEG) || \
+    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBPNG)
+#error "resnet::image must define RESNET_WITH_LIBJPEG and RESNET_WITH_LIBPNG, and only it"
 #endif
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
-    const resnet::Image img = resnet::read_image(argv[1]);
+    const std::string input = argv[1];
+    const std::vector<uint8_t> bomb = input == "--zlib-bomb" ? testpng::zlib_bomb(16, 16, 64 << 20) : std::vector<uint8_t>{};
+    resnet::Image img;
+    try {
+        img = bomb.empty() ? resnet::read_image(input) : resnet::decode_image(bomb.data(), bomb.size(), input);
+    } catch (const resnet::Error& e) {
+        std::printf("consumer_image: error: %s\n", e.what());
+        return 1;
+    }
     resnet::Preprocess small;
     small.resize = 8, small.crop = 8;
     const auto x = resnet::preprocess<float>(img, small);

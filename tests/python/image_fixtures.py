@@ -63,11 +63,11 @@ def synthetic(w, h, seed):
     return np.clip(waves + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def png_bytes(width, height, bit_depth, color_type, rows):
+def png_bytes(width, height, bit_depth, color_type, rows, interlace=0):
     """A minimal PNG (IHDR, one IDAT, IEND) from big-endian sample rows, for variants PIL cannot write."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace)
     raw = b"".join(b"\x00" + row for row in rows)  # filter type 0 on every row
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))
@@ -78,6 +78,16 @@ def png16(samples, color_type):
     h, w = samples.shape[:2]
     data = samples.astype(">u2").reshape(h, -1)
     return png_bytes(w, h, 16, color_type, [data[y].tobytes() for y in range(h)])
+
+
+def png_adam7(samples, color_type):
+    """Adam7-interlaced 8-bit PNG of an h×w×c uint8 array: the rows of each pass's sub-image in turn."""
+    h, w = samples.shape[:2]
+    rows = []
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = samples[y0::dy, x0::dx]
+        rows += [row.tobytes() for row in sub] if sub.shape[1] else []
+    return png_bytes(w, h, 8, color_type, rows, interlace=1)
 
 
 def png_gray_packed(gray, bits):
@@ -126,6 +136,8 @@ def lossless_images():
         "gray_alpha_16bit.png": png16(rng.integers(0, 65536, (70, 110, 2)), 4),
         "rgb_16bit.png": png16(rng.integers(0, 65536, (110, 70, 3)), 2),
         "rgba_16bit.png": png16(rng.integers(0, 65536, (90, 90, 4)), 6),
+        "rgb_adam7.png": png_adam7(synthetic(61, 43, 3), 2),
+        "rgba_adam7_3x2.png": png_adam7(rng.integers(0, 256, (2, 3, 4), dtype=np.uint8), 6),
         "rgb.bmp": pil_bytes(rgb, "BMP"),
         "palette.bmp": pil_bytes(rgb.quantize(64), "BMP"),
         "rgb.gif": pil_bytes(rgb, "GIF"),
