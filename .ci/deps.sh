@@ -1,6 +1,6 @@
 # Sourced by .ci/run and the README commands: installs the Debian packages the
 # build, tests and examples need, skipping the step when all are present.
-RESNET_APT_PACKAGES="cmake ninja-build g++ clang libclang-rt-14-dev libeigen3-dev catch2 libstb-dev libjpeg62-turbo-dev libpng-dev
+RESNET_APT_PACKAGES="cmake ninja-build g++ clang libclang-rt-14-dev libeigen3-dev catch2 libstb-dev libjpeg62-turbo-dev libdeflate-dev libpng-dev
   nlohmann-json3-dev python3-torch python3-torchvision python3-numpy python3-pil libjpeg-turbo-progs python3-h5py
   python3-keras-applications python3-keras-preprocessing"
 resnet_install_deps() {

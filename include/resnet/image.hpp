@@ -96,6 +96,7 @@ inline void* stb_realloc(void* p, size_t size) {
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,9 @@ inline void* stb_realloc(void* p, size_t size) {
 #endif
 #ifdef RESNET_WITH_LIBPNG
 #include "detail/png.hpp"
+#endif
+#ifdef RESNET_WITH_LIBDEFLATE
+#include "detail/png_deflate.hpp"
 #endif
 
 namespace resnet {
@@ -130,12 +134,6 @@ struct ImageHeader {
 /// A header reader of one format: what the header of the `size`-byte file at
 /// `data` declares; throws "<name>: …" when the header is cut short or malformed.
 using HeaderReader = ImageHeader (*)(const uint8_t* data, size_t size, const std::string& name);
-
-inline uint32_t read_be(const uint8_t* p, int bytes) {
-    uint32_t v = 0;
-    for (int i = 0; i < bytes; ++i) v = v << 8 | p[i];
-    return v;
-}
 
 /// Refuses a PNG that stb_image would mishandle before finding it corrupt
 /// (both found by fuzz_image):
@@ -459,6 +457,11 @@ inline Image decode_image(const uint8_t* data, size_t size, const std::string& n
     const detail::ImageHeader header = (sig ? sig->header : detail::tga_header)(data, size, name);
     detail::check_dimensions(header, options, name);
     if (header.format == "PNM") return detail::decode_pnm(data, size, name);
+#ifdef RESNET_WITH_LIBDEFLATE
+    if (header.format == "PNG")
+        if (std::optional<Image> img = detail::decode_png_deflate(data, size, header.width, header.height))
+            return std::move(*img);
+#endif
 #ifdef RESNET_WITH_LIBPNG
     if (header.format == "PNG") return detail::decode_png(data, size, name, header.width, header.height);
 #endif

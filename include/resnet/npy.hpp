@@ -88,9 +88,17 @@ inline Shape parse_npy_shape(const std::string& text, const std::string& name) {
     return shape;
 }
 
+/// The unsigned integer in `bytes` (≤ 4) bytes at p, little-endian
+/// (read_le) or big-endian (read_be); the file parsers share them.
 inline uint32_t read_le(const uint8_t* p, int bytes) {
     uint32_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = v << 8 | p[i];
+    return v;
+}
+
+inline uint32_t read_be(const uint8_t* p, int bytes) {
+    uint32_t v = 0;
+    for (int i = 0; i < bytes; ++i) v = v << 8 | p[i];
     return v;
 }
 

@@ -1,7 +1,8 @@
 // Uses the installed package to decode the image named on the command line
 // (or, given --zlib-bomb, testpng::zlib_bomb's 16×16 PNG inflating to 64 MiB)
 // and preprocess it, printing its size and per-channel sums. Built twice: on
-// resnet::image (libjpeg and libpng: RESNET_WITH_LIBJPEG, RESNET_WITH_LIBPNG)
+// resnet::image (libjpeg, libdeflate and libpng: RESNET_WITH_LIBJPEG,
+// RESNET_WITH_LIBDEFLATE, RESNET_WITH_LIBPNG)
 // and on the core target with stb_image's own decoders; run.cmake compares
 // the two.
 #include <resnet/image.hpp>
@@ -12,8 +13,8 @@
 #include "../png_bomb.hpp"
 
 #if defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBJPEG) || \
-    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBPNG)
-#error "resnet::image must define RESNET_WITH_LIBJPEG and RESNET_WITH_LIBPNG, and only it"
+    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBDEFLATE) || defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBPNG)
+#error "resnet::image must define RESNET_WITH_LIBJPEG, RESNET_WITH_LIBDEFLATE and RESNET_WITH_LIBPNG, and only it"
 #endif
 
 int main(int argc, char** argv) {

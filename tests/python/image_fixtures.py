@@ -63,14 +63,33 @@ def synthetic(w, h, seed):
     return np.clip(waves + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def png_bytes(width, height, bit_depth, color_type, rows, interlace=0):
-    """A minimal PNG (IHDR, one IDAT, IEND) from big-endian sample rows, for variants PIL cannot write."""
+def png_file(width, height, bit_depth, color_type, raw, interlace=0, palette=b""):
+    """A minimal PNG (IHDR, PLTE if given, one IDAT, IEND) from its filtered rows `raw`."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, interlace)
-    raw = b"".join(b"\x00" + row for row in rows)  # filter type 0 on every row
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + (chunk(b"PLTE", palette) if palette else b"")
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def png_bytes(width, height, bit_depth, color_type, rows, interlace=0):
+    """A PNG from big-endian sample rows, each with filter type 0, for variants PIL cannot write."""
+    return png_file(width, height, bit_depth, color_type, b"".join(b"\x00" + row for row in rows), interlace)
+
+
+def png_every_filter(samples, color_type, palette=b""):
+    """8-bit PNG of an h×w×c uint8 array whose row y has filter type y % 5 (PNG spec §9: none, sub,
+    up, average, Paeth), so that every unfiltering path runs; PIL's encoder picks filters itself."""
+    h, w, c = samples.shape
+    rows, raw = samples.reshape(h, w * c).astype(np.int16), []
+    for y in range(h):
+        x, b = rows[y], rows[y - 1] if y else np.zeros(w * c, np.int16)
+        a, ul = (np.concatenate([np.zeros(c, np.int16), v[:-c]]) for v in (x, b))
+        pa, pb, pc = abs(b - ul), abs(a - ul), abs(a + b - 2 * ul)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, ul))
+        predictor = [0, a, b, (a + b) >> 1, paeth][y % 5]
+        raw.append(bytes([y % 5]) + ((x - predictor) % 256).astype(np.uint8).tobytes())
+    return png_file(w, h, 8, color_type, b"".join(raw), palette=palette)
 
 
 def png16(samples, color_type):
@@ -137,6 +156,12 @@ def lossless_images():
         "rgb_16bit.png": png16(rng.integers(0, 65536, (110, 70, 3)), 2),
         "rgba_16bit.png": png16(rng.integers(0, 65536, (90, 90, 4)), 6),
         "rgb_adam7.png": png_adam7(synthetic(61, 43, 3), 2),
+        "filters_rgb.png": png_every_filter(synthetic(45, 31, 5), 2),
+        "filters_rgba.png": png_every_filter(rng.integers(0, 256, (23, 17, 4), dtype=np.uint8), 6),
+        "filters_gray.png": png_every_filter(gray[:20, :33, None], 0),
+        "filters_gray_alpha.png": png_every_filter(rng.integers(0, 256, (15, 29, 2), dtype=np.uint8), 4),
+        "filters_palette.png": png_every_filter(rng.integers(0, 37, (25, 19, 1), dtype=np.uint8), 3,
+                                                rng.integers(0, 256, 37 * 3, dtype=np.uint8).tobytes()),
         "rgba_adam7_3x2.png": png_adam7(rng.integers(0, 256, (2, 3, 4), dtype=np.uint8), 6),
         "rgb.bmp": pil_bytes(rgb, "BMP"),
         "palette.bmp": pil_bytes(rgb.quantize(64), "BMP"),
