@@ -8,11 +8,13 @@
 // (1-16 bit gray, gray+alpha, RGB, RGBA, palette), BMP, GIF (first frame),
 // TGA, binary PNM (P5/P6). JPEG is decoded by libjpeg-turbo, the library PIL
 // uses, when the including program defines RESNET_WITH_LIBJPEG and links
-// libjpeg, and PNG by libpng when it defines RESNET_WITH_LIBPNG and links
-// libpng (CMake: link resnet::image, which does all four); see detail/jpeg.hpp
-// and detail/png.hpp. Every translation unit of a program must agree on the
-// switches. Otherwise JPEG and PNG, and always BMP, GIF and TGA, are decoded
-// by stb_image (Debian: libstb-dev); PNM here.
+// libjpeg; 8-bit non-interlaced PNG with libdeflate when it defines
+// RESNET_WITH_LIBDEFLATE and links libdeflate; other PNG (and any that path
+// passes on) by libpng when it defines RESNET_WITH_LIBPNG and links libpng
+// (CMake: link resnet::image, which does all six); see detail/jpeg.hpp,
+// detail/png_deflate.hpp and detail/png.hpp. Every translation unit of a
+// program must agree on the switches. Otherwise JPEG and PNG, and always
+// BMP, GIF and TGA, are decoded by stb_image (Debian: libstb-dev); PNM here.
 // Conversion to RGB follows PIL 9.4:
 //  - alpha is dropped, not composited; gray is replicated; palettes expanded;
 //    CMYK JPEGs are converted with PIL's formula (detail/jpeg.hpp);
