@@ -128,11 +128,15 @@ inline PngChunks png_chunks(const uint8_t* d, size_t n) {
     if (color > 6 || channels_of[color] == 0) return c;
     c.channels = channels_of[color];
     c.palette = color == 3;
+    bool idat_ended = false;  // IDAT chunks must be consecutive (libpng and PIL stop at the first other chunk)
     for (size_t p = 8; p + 12 <= n;) {
         const size_t length = read_be(d + p, 4);
         if (length > n - p - 12) return c;
         const uint8_t* type = d + p + 4;
-        if (std::memcmp(type, "IDAT", 4) == 0) c.idat.insert(c.idat.end(), d + p + 8, d + p + 8 + length);
+        const bool idat = std::memcmp(type, "IDAT", 4) == 0;
+        if (idat && idat_ended) return c;
+        if (idat) c.idat.insert(c.idat.end(), d + p + 8, d + p + 8 + length);
+        idat_ended = !idat && !c.idat.empty();
         if (std::memcmp(type, "PLTE", 4) == 0 && c.idat.empty()) c.plte = d + p + 8, c.plte_size = length;
         if (std::memcmp(type, "IEND", 4) == 0) break;
         p += length + 12;
