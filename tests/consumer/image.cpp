@@ -12,15 +12,17 @@
 
 #include "../png_bomb.hpp"
 
-#if defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBJPEG) || \
-    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBDEFLATE) || defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBPNG)
+#if defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBJPEG) ||    \
+    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBDEFLATE) || \
+    defined(EXPECT_LIBRARIES) != defined(RESNET_WITH_LIBPNG)
 #error "resnet::image must define RESNET_WITH_LIBJPEG, RESNET_WITH_LIBDEFLATE and RESNET_WITH_LIBPNG, and only it"
 #endif
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;
     const std::string input = argv[1];
-    const std::vector<uint8_t> bomb = input == "--zlib-bomb" ? testpng::zlib_bomb(16, 16, 64 << 20) : std::vector<uint8_t>{};
+    const std::vector<uint8_t> bomb =
+        input == "--zlib-bomb" ? testpng::zlib_bomb(16, 16, 64 << 20) : std::vector<uint8_t>{};
     resnet::Image img;
     try {
         img = bomb.empty() ? resnet::read_image(input) : resnet::decode_image(bomb.data(), bomb.size(), input);

@@ -9,9 +9,10 @@
 //    nothing past the last row is inflated, so data appended to the image (a
 //    zlib bomb's) costs neither memory nor time; data that ends before the
 //    last row refuses the file.
-// Why libpng rather than stb_image: on 100 photos re-encoded as PNG (bench/
-// collection.py's, 500² to 2000×1500), 37 ms per file against stb_image's
-// 55 (PIL 55); zlib's inflate alone takes 24 ms of it.
+// It takes the PNGs detail/png_deflate.hpp passes on (16-bit, 1/2/4-bit,
+// interlaced, malformed). Why libpng rather than stb_image: on 100 photos
+// re-encoded as PNG (bench/collection.py's, 500² to 2000×1500), 37 ms per
+// file against stb_image's 55 (PIL 55); zlib's inflate alone takes 24 ms of it.
 // Used by resnet/image.hpp when RESNET_WITH_LIBPNG is defined (CMake target
 // resnet::image); link libpng (PNG::PNG).
 #include <algorithm>
@@ -40,13 +41,16 @@ public:
     png_structp png = nullptr;
     png_infop info = nullptr;
 
-    /// on_info(), on_row(row, pass, data) and on_end() as libpng's progressive
-    /// callbacks (png_set_progressive_read_fn), given this decompressor.
+    /// Calls owner->on_info() and owner->on_row(row, pass, data) as libpng's
+    /// progressive callbacks (png_set_progressive_read_fn).
     template <class Owner>
     PngDecompressor(const std::string& name, Owner* owner) : name_(name) {
         png = png_create_read_struct(PNG_LIBPNG_VER_STRING, this, on_error, [](png_structp, png_const_charp) {});
         if (png) info = png_create_info_struct(png);
-        if (!info) fail(name, ": libpng could not allocate its decoder");
+        if (!info) {
+            png_destroy_read_struct(&png, nullptr, nullptr);
+            fail(name, ": libpng could not allocate its decoder");
+        }
         png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
         png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
         png_set_progressive_read_fn(
@@ -104,7 +108,8 @@ public:
         : name_(name), dec_(name, this), img_(Image::blank(int(width), int(height))),
           samples_(gray16 ? size_t(width * height) * 2 : 0), rows_(size_t(height)), gray16_(gray16) {
         const size_t row_bytes = size_t(width) * (gray16 ? 2 : 3);
-        for (size_t y = 0; y < rows_.size(); ++y) rows_[y] = gray16 ? samples_.data() + y * row_bytes : img_.pixel(int(y), 0);
+        for (size_t y = 0; y < rows_.size(); ++y)
+            rows_[y] = gray16 ? samples_.data() + y * row_bytes : img_.pixel(int(y), 0);
     }
 
     Image run(const uint8_t* data, size_t size) {
@@ -134,10 +139,10 @@ public:
         if (int64_t(width) != img_.width || int64_t(height) != img_.height ||
             gray16_ != (depth == 16 && color == PNG_COLOR_TYPE_GRAY) ||
             png_get_rowbytes(png, dec_.info) != size_t(width) * (gray16_ ? 2 : 3))
-            png_error(png, "the header changed between reads");
+            png_error(png, "its rows do not convert to 8-bit RGB or 16-bit gray");
     }
 
-/// Row `row` of the image has new pixels of Adam7 pass `pass` (data null:
+    /// Row `row` of the image has new pixels of Adam7 pass `pass` (data null:
     /// none in this pass).
     void on_row(png_uint_32 row, int, png_bytep data) {
         if (!data || row >= rows_.size()) return;
