@@ -12,7 +12,7 @@
 // It takes the PNGs detail/png_deflate.hpp passes on (16-bit, 1/2/4-bit,
 // interlaced, malformed). Why libpng rather than stb_image: on 100 photos
 // re-encoded as PNG (bench/collection.py's, 500² to 2000×1500), 37 ms per
-// file against stb_image's 55 (PIL 55); zlib's inflate alone takes 24 ms of it.
+// file against stb_image's 55 (PIL 55); zlib's inflate alone takes 17 ms of it.
 // Used by resnet/image.hpp when RESNET_WITH_LIBPNG is defined (CMake target
 // resnet::image); link libpng (PNG::PNG).
 #include <algorithm>

@@ -175,8 +175,8 @@ inline std::optional<Image> decode_png_deflate(const uint8_t* d, size_t n, int64
     const PngChunks c = png_chunks(d, n);
     if (!c.ok) return std::nullopt;
     const size_t w = size_t(width), h = size_t(height), row_bytes = w * size_t(c.channels);
-    if (h * (row_bytes + 1) > kMaxInflated) return std::nullopt;
     const size_t raw_size = h * (row_bytes + 1);  // each row: its filter byte, then its bytes
+    if (raw_size > kMaxInflated) return std::nullopt;
     const std::unique_ptr<uint8_t[]> raw(new uint8_t[raw_size + 4]);  // not zeroed: libdeflate fills it
     std::memset(raw.get() + raw_size, 0, 4);
     const std::vector<uint8_t> zeros(row_bytes + 4);
