@@ -2,7 +2,7 @@
 """Time bench/benchmark against ONNX Runtime, PyTorch and OpenCV DNN on the same weights and input.
 
   bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
-                   [--engines resnet ort pytorch opencv] [--ort-dir DIR]
+                   [--engines resnet resnet-O2 ort pytorch opencv] [--ort-dir DIR]
                    [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
                    [--max-others 0.1] [--json FILE]
 
@@ -17,6 +17,8 @@ process (clean thread settings and peak RSS) that loads the weights, makes
 --warmup untimed and --iters timed forward passes on the same N(0,1) input,
 and reports the median of the timed ones; the table shows the median over the
 rounds. The first round's logits are compared with PyTorch's (max |Δ|).
+Engine resnet-O2 (not run by default) is bench/benchmark_O2, the same program
+built at -O2 instead of the build type's flags: users' builds use either.
 The machine's CPU use is sampled around each run: a run during which other
 processes took more than --max-others of the CPU is repeated once, and if
 still so, left out of the medians ("quiet runs" counts those kept; 0/N means
@@ -41,8 +43,9 @@ import time
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINES = ("resnet", "ort", "pytorch", "opencv")
-REFERENCES = ENGINES[1:]  # the ×ORT, ×PyTorch and ×OpenCV columns
+ENGINES = ("resnet", "resnet-O2", "ort", "pytorch", "opencv")
+REFERENCES = ("ort", "pytorch", "opencv")  # the ×ORT, ×PyTorch and ×OpenCV columns
+DEFAULT_ENGINES = ("resnet",) + REFERENCES
 ORT_PACKAGE = "onnxruntime-node@1.30.0"
 
 
@@ -293,8 +296,9 @@ def main():
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     p.add_argument("--runs", type=int, default=10, help="rounds; each engine runs once per round and config")
     p.add_argument("--arch", default="resnet50", help="torchvision architecture (default resnet50)")
-    p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
-                   help="engines to run (default: all; PyTorch is always run, as the logits reference)")
+    p.add_argument("--engines", nargs="+", choices=ENGINES, default=list(DEFAULT_ENGINES),
+                   help="engines to run (default: all but resnet-O2, bench/benchmark_O2: the same program built "
+                        "at -O2; PyTorch is always run, as the logits reference)")
     p.add_argument("--ort-dir", default=os.path.join(os.environ.get("XDG_CACHE_HOME") or
                                                      os.path.expanduser("~/.cache"), "resnet", "onnxruntime-node"),
                    help="npm prefix holding (or to receive) onnxruntime-node (default ~/.cache/resnet/onnxruntime-node)")
@@ -310,9 +314,12 @@ def main():
     a = p.parse_args()
     if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
         fail("--threads, --batch, --runs, --iters and --size must be >= 1, --warmup >= 0")
-    bench = os.path.join(a.build_dir, "bench", "benchmark")
-    if not os.access(bench, os.X_OK):
-        fail(f"{bench} not found; build it: cmake -S . -B build -G Ninja && cmake --build build --target benchmark")
+    benches = {e: os.path.join(a.build_dir, "bench", name) for e, name in
+               (("resnet", "benchmark"), ("resnet-O2", "benchmark_O2")) if e in a.engines}
+    for bench in benches.values():
+        if not os.access(bench, os.X_OK):
+            target = os.path.basename(bench)
+            fail(f"{bench} not found; build it: cmake -S . -B build -G Ninja && cmake --build build --target {target}")
     wanted = set(a.engines) | {"pytorch"}
     cv2 = None
     if "opencv" in wanted:
@@ -341,7 +348,7 @@ def main():
         def command(engine, threads, batch, logits):
             common = ["--batch", batch, "--threads", threads, "--iters", a.iters, "--warmup", a.warmup,
                       "--size", a.size, "--input", inputs[batch]] + (["--logits", logits] if logits else [])
-            head = {"resnet": [bench, "--json", "--weights", weights],
+            head = {**{e: [bench, "--json", "--weights", weights] for e, bench in benches.items()},
                     "ort": ["node", os.path.join(REPO, "bench", "ort_worker.js"), ort, "--model", onnx]}.get(
                 engine, [sys.executable, os.path.abspath(__file__), "_worker", engine,
                          "--model", weights if engine == "pytorch" else onnx])

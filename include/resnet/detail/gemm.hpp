@@ -79,7 +79,7 @@ struct GemmGroups {
 /// 3×3s 7.50 → 7.14 ms, the 14² 1×1s unchanged; convolutions 67.5 → 66.3
 /// ms. ResNet-18, 10 rounds: 0.96× the forward time.
 template <class T>
-void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T> t) {
+RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T> t) {
     const int L = kern.lanes, whole = t.cols / L * L, rest = t.cols - whole;
     if (rest == 0 || rest > kColumns || rest >= R) {
         t.vectors = t.cols <= L ? 1 : kern.vectors;

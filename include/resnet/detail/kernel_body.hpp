@@ -37,7 +37,9 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     using X = typename V::type;
     constexpr int L = V::lanes;
     X acc[R][NV];
+    RESNET_UNROLL_ALL
     for (int r = 0; r < R; ++r)
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     const T* __restrict a = t.a;
     const T* __restrict b = t.b;
@@ -54,17 +56,20 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     const int64_t fetch_rows = t.bias ? std::min<int64_t>(std::min(R, t.rows), t.k) : 0;
     for (int64_t c = 0; c < t.k; ++c, a += R, b += t.ldb) {
         if (c < fetch_rows)
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NV; ++v) {
                 RESNET_PREFETCH_WRITE(t.c + c * t.ldc, v * L);
                 if (t.residual) RESNET_PREFETCH(t.residual + c * t.ldc, v * L);
             }
         X x[NV];
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) x[v] = V::load(b + v * L);
         // B's rows lie ldb apart (a page or more at 56×56), too many streams
         // for the hardware prefetcher: fetching the row 8 ahead took
         // ResNet-50 at 1 thread from 96 to 90 ms (median over 10 interleaved
         // rounds of the best of 8 calls, Intel Xeon family 6 model 207, busy;
         // 16 ahead: no gain).
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) RESNET_PREFETCH(b, 8 * t.ldb + v * L);
         // A, the weights, is one stream, but at batch 1 most layers' weights
         // come from DRAM (ResNet-50's 98 MiB pass through the caches once
@@ -74,8 +79,10 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         // layer timings, 6 interleaved rounds, medians, Intel Xeon family 6
         // model 207; 2 KiB ahead: 63.9 and 38.5, 8 KiB: 66.7 ms at 1 thread).
         RESNET_PREFETCH(a, kAPrefetchBytes / int(sizeof(T)));
+        RESNET_UNROLL_ALL
         for (int r = 0; r < R; ++r) {
             const X ar = V::set1(a[r]);
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, x[v], acc[r][v]);
         }
     }
@@ -87,6 +94,7 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
             if (r == t.rows) break;
             T* dst = t.c + r * t.ldc;
             const T* res = t.residual ? t.residual + r * t.ldc : nullptr;
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NV; ++v) {
                 X y = acc[r][v];
                 if (t.accumulate) y = V::add(V::load(dst + v * L), y);
@@ -99,7 +107,9 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         return;
     }
     alignas(64) T tile[R][NV * L];
+    RESNET_UNROLL_ALL
     for (int r = 0; r < R; ++r)
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) V::store(tile[r] + v * L, acc[r][v]);
     store_elements(t, [&](int r, int j) { return tile[r][j]; });
 }
@@ -118,19 +128,24 @@ RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
     using X = typename V::type;
     constexpr int L = V::lanes, NR = (R + L - 1) / L, C = kColumns;  // NR vectors hold a panel's column
     X acc[P][C][NR];
+    RESNET_UNROLL_ALL
     for (int p = 0; p < P; ++p)
+        RESNET_UNROLL_ALL
         for (int j = 0; j < C; ++j)
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NR; ++v) acc[p][j][v] = V::zero();
     const T* __restrict a = t.a;
     const T* __restrict b = t.b;
     const auto step = [&](X(&sum)[C][NR]) RESNET_KERNEL_ATTR {
         RESNET_PREFETCH(b, 8 * t.ldb);  // as tile_n
         X ar[NR];
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NR; ++v) ar[v] = (v + 1) * L <= R ? V::load(a + v * L) : V::load_n(a + v * L, R - v * L);
         RESNET_UNROLL_ALL
         for (int j = 0; j < C; ++j) {
             if (j == t.cols) break;
             const X bj = V::set1(b[j]);
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NR; ++v) sum[j][v] = V::fma(ar[v], bj, sum[j][v]);
         }
         a += R;
@@ -142,9 +157,12 @@ RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
         for (int p = 0; p < P; ++p) step(acc[p]);
     for (int p = 0; c < t.k; ++c, ++p) step(acc[p]);
     alignas(64) T column[C][NR * L];
+    RESNET_UNROLL_ALL
     for (int j = 0; j < C; ++j)
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NR; ++v) {
             X y = acc[0][j][v];
+            RESNET_UNROLL_ALL
             for (int p = 1; p < P; ++p) y = V::add(y, acc[p][j][v]);
             V::store(column[j] + v * L, y);
         }
@@ -160,6 +178,27 @@ RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
         tile_n<V, R, 1>(t);
 }
 
+/// dst[j] = src[j] (+ res[j] if res is set), then max(0, ·) if relu, for
+/// j < n; whole vectors first. Written with V, not left to the
+/// auto-vectorizer: at -O2, GCC 12 leaves such loops scalar.
+template <class V>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void finish_run(const typename V::Scalar* src, const typename V::Scalar* res,
+                                                        bool relu, int n, typename V::Scalar* dst) {
+    using T = typename V::Scalar;
+    constexpr int L = V::lanes;
+    int j = 0;
+    for (; j + L <= n; j += L) {
+        typename V::type y = V::load(src + j);
+        if (res) y = V::add(y, V::load(res + j));
+        if (relu) y = V::max(y, V::zero());
+        V::store(dst + j, y);
+    }
+    for (; j < n; ++j) {
+        const T y = res ? src[j] + res[j] : src[j];
+        dst[j] = relu ? std::max(y, T(0)) : y;
+    }
+}
+
 // --- Direct convolution (DirectArgs in kernels.hpp, layers/direct.hpp) -----
 
 template <class V, int NV>
@@ -168,7 +207,9 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void direct_n(const DirectArgs<typename 
     using X = typename V::type;
     constexpr int L = V::lanes, R = kDirectRows;
     X acc[R][NV];
+    RESNET_UNROLL_ALL
     for (int r = 0; r < R; ++r)
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
     const T* __restrict w = d.w;
     for (int c = 0; c < d.channels; ++c) {
@@ -176,16 +217,21 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void direct_n(const DirectArgs<typename 
         for (int t = 0; t < d.taps; ++t, w += R) {
             const T* xt = xc + d.tap[t];
             X x[NV];
+            RESNET_UNROLL_ALL
             for (int v = 0; v < NV; ++v) x[v] = V::load(xt + v * L);
+            RESNET_UNROLL_ALL
             for (int r = 0; r < R; ++r) {
                 const X wr = V::set1(w[r]);
+                RESNET_UNROLL_ALL
                 for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(wr, x[v], acc[r][v]);
             }
         }
     }
     alignas(64) T tile[R][NV * L];
     const bool relu_now = d.relu && !d.residual;
+    RESNET_UNROLL_ALL
     for (int r = 0; r < R; ++r)
+        RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) {
             X y = V::add(acc[r][v], V::set1(r < d.rows ? d.bias[r] : T(0)));
             if (relu_now) y = V::max(y, V::zero());
@@ -198,14 +244,8 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void direct_n(const DirectArgs<typename 
         const int n = std::min(run, d.wo - col);
         const int64_t off = int64_t(row) * d.wo + col;
         for (int r = 0; r < d.rows && n > 0; ++r) {
-            const T* src = tile[r] + (p - d.p0);
-            T* dst = d.c + r * d.plane + off;
-            if (!d.residual) {
-                std::copy(src, src + n, dst);
-                continue;
-            }
-            const T* res = d.residual + r * d.plane + off;
-            for (int j = 0; j < n; ++j) dst[j] = d.relu ? std::max(src[j] + res[j], T(0)) : src[j] + res[j];
+            finish_run<V>(tile[r] + (p - d.p0), d.residual ? d.residual + r * d.plane + off : nullptr,
+                          d.relu && d.residual, n, d.c + r * d.plane + off);
         }
         p += run;
     }
@@ -294,18 +334,23 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
                 for (int r = 0; r < A; ++r, dl += A * L) {
                     const int y = y0 + r;
                     if (y < 0 || y >= p.h) {
+                        RESNET_UNROLL_ALL
                         for (int s = 0; s < A; ++s) dl[s * L] = T(0);
                         continue;
                     }
                     const T* row = xc + int64_t(y) * p.w;
                     if (full_row)
+                        RESNET_UNROLL_ALL
                         for (int s = 0; s < A; ++s) dl[s * L] = row[x0 + s];
                     else
+                        RESNET_UNROLL_ALL
                         for (int s = 0; s < A; ++s) dl[s * L] = x0 + s >= 0 && x0 + s < p.w ? row[x0 + s] : T(0);
                 }
             }
             alignas(64) T h[A * A * L];  // rows transformed: h[(r·α + b)·L + l]
+            RESNET_UNROLL_ALL
             for (int r = 0; r < A; ++r) wino_in<V, M>(d + r * A * L, L, h + r * A * L, L);
+            RESNET_UNROLL_ALL
             for (int b = 0; b < A; ++b) wino_in<V, M>(h + b * L, A * L, vc + b * p.v_stride + k0, A * p.v_stride);
         }
     }
@@ -330,7 +375,9 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
         const T bo = bias[o];
         for (int k0 = 0; k0 < nv; k0 += L) {
             alignas(64) T t[A * M * L];  // columns transformed: t[(b·m + i)·L + l]
+            RESNET_UNROLL_ALL
             for (int b = 0; b < A; ++b) wino_out<V, M>(mo + b * p.ld + k0, A * p.ld, t + b * M * L, L, T(0));
+            RESNET_UNROLL_ALL
             for (int i = 0; i < M; ++i) wino_out<V, M>(t + i * L, M * L, yb + i * M * p.ld + k0, p.ld, bo);
         }
         T* oc = out + int64_t(o) * plane;
@@ -343,17 +390,10 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
             for (int i = 0; i < M && M * ty + i < p.h; ++i) {
                 const T* yi = yb + i * M * p.ld + k;  // yi[j·ld + q]: output (i, j) of tile k + q
                 for (int q = 0; q < n; ++q)
+                    RESNET_UNROLL_ALL
                     for (int j = 0; j < M; ++j) row[M * q + j] = yi[j * p.ld + q];
                 const int64_t off = int64_t(M * ty + i) * p.w + x0;
-                T* __restrict dst = oc + off;
-                if (rc) {
-                    const T* __restrict res = rc + off;
-                    for (int q = 0; q < wn; ++q) row[q] += res[q];
-                }
-                if (relu)
-                    for (int q = 0; q < wn; ++q) dst[q] = std::max(row[q], T(0));
-                else
-                    std::copy(row, row + wn, dst);
+                finish_run<V>(row, rc ? rc + off : nullptr, relu, wn, oc + off);
             }
             k += n;
         }
