@@ -286,16 +286,18 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_in(const typename V::Scalar* s
     }
 }
 
-/// y_i = (Aᵀ m)_i + add: m_j at s[j·ss + l], y_i to y[i·ys + l].
+/// y_i = (Aᵀ m)_i + add: m_j at s[j·ss + l], y_i to y[i·ys + l]; lanes
+/// l ≥ `valid` of m are taken as zeros, not read.
 template <class V, int M>
 RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_out(const typename V::Scalar* s, int64_t ss, typename V::Scalar* y,
-                                                      int64_t ys, typename V::Scalar add) {
+                                                      int64_t ys, typename V::Scalar add, int valid = V::lanes) {
     using T = typename V::Scalar;
     using X = typename V::type;
-    const X m0 = V::load(s), m1 = V::load(s + ss), m2 = V::load(s + 2 * ss), m3 = V::load(s + 3 * ss);
+    const auto load = [valid](const T* p) RESNET_KERNEL_ATTR { return valid < V::lanes ? V::load_n(p, valid) : V::load(p); };
+    const X m0 = load(s), m1 = load(s + ss), m2 = load(s + 2 * ss), m3 = load(s + 3 * ss);
     const X a = V::set1(add);
     if constexpr (M == 4) {
-        const X m4 = V::load(s + 4 * ss), m5 = V::load(s + 5 * ss);
+        const X m4 = load(s + 4 * ss), m5 = load(s + 5 * ss);
         const X sum = m1 + m2, dif = m2 - m1;
         V::store(y, ((m0 + sum) + (m3 + m4)) + a);
         V::store(y + ys, (dif + T(0.5) * m3 - T(2) * m4) + a);
@@ -374,9 +376,12 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
         const T* mo = m + int64_t(o - o0) * p.points * p.ld;
         const T bo = bias[o];
         for (int k0 = 0; k0 < nv; k0 += L) {
+            // The GEMMs wrote m's first nt columns only (strip_tiles): the
+            // last vector's lanes past them are loaded as zeros.
+            const int valid = std::min(L, nt - k0);
             alignas(64) T t[A * M * L];  // columns transformed: t[(b·m + i)·L + l]
             RESNET_UNROLL_ALL
-            for (int b = 0; b < A; ++b) wino_out<V, M>(mo + b * p.ld + k0, A * p.ld, t + b * M * L, L, T(0));
+            for (int b = 0; b < A; ++b) wino_out<V, M>(mo + b * p.ld + k0, A * p.ld, t + b * M * L, L, T(0), valid);
             RESNET_UNROLL_ALL
             for (int i = 0; i < M; ++i) wino_out<V, M>(t + i * L, M * L, yb + i * M * p.ld + k0, p.ld, bo);
         }

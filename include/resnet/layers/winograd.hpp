@@ -221,7 +221,8 @@ struct Plan {
 
     int chunk_size(int chunk) const { return std::min(tiles, (chunk + 1) * chunk_tiles) - chunk * chunk_tiles; }
     /// Tiles processed by the vector code: nt rounded up to whole vectors
-    /// (≤ ld; the extra lanes carry zeros and are never stored).
+    /// (≤ ld): V's extra lanes carry zeros, M's are never written (the
+    /// output transform loads them as zeros) and no output is stored from them.
     int padded(int nt) const { return (nt + lanes - 1) / lanes * lanes; }
 };
 
