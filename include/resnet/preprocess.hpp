@@ -147,7 +147,7 @@ inline Taps bilinear_taps(int in_size, int out_size, int begin, int end) {
 
 /// One output pixel of a pass: dst[c] = clip8((2^21 + Σ_k weight[k]·src[k·step + c]) >> 22), c = R,G,B.
 /// The channels are spelled out, not looped over: GCC 12 unrolls a loop of
-/// three only at -O3, and at -O2 this pass took 1.9× as long (bench/stages).
+/// three only at -O3, and at -O2 this pass took 1.4–1.9× as long (bench/stages).
 inline void blend(const uint8_t* src, ptrdiff_t step, const int32_t* weight, int taps, uint8_t* dst) {
     int32_t r = 1 << (kResampleBits - 1), g = r, b = r;
     for (int k = 0; k < taps; ++k, src += step) {
