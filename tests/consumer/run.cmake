@@ -2,7 +2,7 @@
 # tiny project that only does find_package(resnet): the core target, and
 # resnet::image on JPEGs and PNGs, which stb_image's decoders must decode
 # alike; the core once more with the run-time kernel choice compiled out
-# (RESNET_NO_DISPATCH: what MSVC and ARM builds get).
+# (RESNET_NO_DISPATCH: what MSVC and ARM builds get), and once at -O0.
 file(REMOVE_RECURSE ${WORK_DIR})
 include(${CMAKE_CURRENT_LIST_DIR}/../step.cmake)
 step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib-build -G ${GENERATOR}
@@ -13,6 +13,7 @@ step(install_consumer ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK
 step(install_consumer ${CMAKE_COMMAND} --build ${WORK_DIR}/app-build)
 step(install_consumer ${WORK_DIR}/app-build/consumer)
 step(install_consumer ${WORK_DIR}/app-build/consumer_portable)
+step(install_consumer ${WORK_DIR}/app-build/consumer_O0)
 # The same files through libjpeg / libpng and through stb_image's decoders
 # (what a program without those libraries gets): same size, and each
 # channel's mean within one level for JPEGs (their IDCTs and upsampling round
