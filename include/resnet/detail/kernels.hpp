@@ -120,8 +120,8 @@ struct EigenVec {
 // Debug builds: in a GCC -O0 build (no __OPTIMIZE__) the kernels below, and
 // the x86 vector types they use, are still compiled at -O2, so that a program
 // being debugged does not wait ~25× longer for every forward(): resnet18 at
-// 1 thread, batch 1, took 79 ms instead of 1.07 s (1 thread, Intel Xeon
-// family 6 model 207; 39–47 ms in an -O2 build). Clang has no such pragma;
+// 1 thread, batch 1, took 77–79 ms instead of 1.07 s (Intel Xeon family 6
+// model 207; 39–47 ms in an -O2 build). Clang has no such pragma;
 // see README "Use it in your program".
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE__)
 #define RESNET_OPTIMIZE_KERNELS 1
