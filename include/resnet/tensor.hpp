@@ -35,6 +35,13 @@ constexpr size_t kAlign = 64;  // one cache line, a full AVX-512 register
 /// kernel's THP mode is `madvise`): fewer TLB misses as the GEMM walks
 /// weight panels and activation rows took ResNet-50 from 128–142 to
 /// 110–134 ms (1 thread, medians of 4 interleaved runs) for +2 MiB of RSS.
+/// They are populated at once (MADV_POPULATE_WRITE, Linux ≥ 5.14; older
+/// kernels ignore it), not page by page as first written: each is written
+/// whole (weights, activations; a scratch buffer by the layer it was sized
+/// for), and under a VM each page fault is a trap to the hypervisor.
+/// ResNet-50's load took 250–270 instead of 360–450 ms, with 2.5k instead
+/// of 24k page faults (4 interleaved runs, AMD EPYC family 26 model 2,
+/// Firecracker VM); peak RSS unchanged.
 constexpr size_t kMapBytes = size_t(1) << 20;
 
 struct AlignedFree {
@@ -60,6 +67,9 @@ std::unique_ptr<T[], AlignedFree> aligned_array(size_t n) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         ::madvise(p, bytes, MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+        ::madvise(p, bytes, MADV_POPULATE_WRITE);
+#endif
         return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p), AlignedFree{bytes});
     }
 #endif
