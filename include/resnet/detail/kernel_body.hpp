@@ -157,10 +157,10 @@ RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
         for (int p = 0; p < P; ++p) step(acc[p]);
     // The last k mod P steps, unrolled like the rest: an acc index known
     // only at run time kept every accumulator in memory, a store and a
-    // reload around every FMA. ResNet-50's 512-channel 3×3 at 7×7 (a third
-    // of its 49 columns' time in this kernel before) took 1.60–1.66 instead
-    // of 1.68–1.75 ms (1 thread, 3 interleaved runs, AMD EPYC family 26
-    // model 2); the whole network 0.97× the time (8 interleaved rounds).
+    // reload around every FMA. ResNet-50's 512-channel 3×3 at 7×7, which
+    // spent 14% of its time here for 1 of its 49 columns, took 1.60–1.66
+    // instead of 1.68–1.75 ms (1 thread, 3 interleaved runs, AMD EPYC
+    // family 26 model 2); the whole network 0.97× the time (8 rounds).
     RESNET_UNROLL_ALL
     for (int p = 0; p < P; ++p)
         if (c + p < t.k) step(acc[p]);
