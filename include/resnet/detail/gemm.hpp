@@ -66,6 +66,10 @@ struct GemmGroups {
     int64_t count = 1, a_stride = 0, b_stride = 0;
 };
 
+/// Whether strip_tiles runs tile_columns on the `rest` columns of a strip
+/// past its whole vectors, under panels of R rows.
+inline bool takes_columns(int rest, int R) { return rest > 0 && rest <= kColumns && rest < R; }
+
 /// One strip's micro-tiles, t as for Kernels::tile with t.cols ≤ strip()
 /// (t.vectors is set here): one tile, or, when the columns past the whole
 /// vectors are at most kColumns and fewer than the panel's R rows, the
@@ -81,7 +85,7 @@ struct GemmGroups {
 template <class T>
 RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T> t) {
     const int L = kern.lanes, whole = t.cols / L * L, rest = t.cols - whole;
-    if (rest == 0 || rest > kColumns || rest >= R) {
+    if (!takes_columns(rest, R)) {
         t.vectors = t.cols <= L ? 1 : kern.vectors;
         return kern.tile_for(R)(t);
     }
@@ -104,8 +108,9 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// strips of S = kernels<T>().strip() columns: element (r, s·S + q) at
 /// b[s·strip_stride + r·row_stride + q]. For a row-major B whose row length
 /// `ld` is a multiple of S (zero past `cols`): row_stride = ld, strip_stride = S;
-/// a last strip of at most one vector reads that vector only, so ld = cols
-/// also serves when cols is whole strips and one vector.
+/// no tile reads past column `cols` when the columns past the last whole
+/// vector are none or go to tile_columns (takes_columns), so ld = cols also
+/// serves then.
 ///
 /// k runs in blocks of kGemmDepth: each micro-tile sums one block in registers
 /// and adds it to c, so every output is ((block₀) + block₁) + … whatever the

@@ -230,19 +230,24 @@ private:
         return int(std::clamp<int64_t>(kBandBytes / row_bytes, 1, ho));
     }
 
-    /// 1×1, stride 1, unpadded, and whole strips, or whole strips and one
-    /// vector, which the one-vector tile reads exactly: the GEMM reads the
-    /// input as B directly. Otherwise im2col copies B with rows padded to
-    /// whole strips; that pays for 1×1 layers whose rows are not whole
-    /// vectors (ResNet-50 at 14×14 and 7×7): their unaligned rows with a
-    /// copied partial strip ran at 50 and 42–47 GFLOP/s in place, 62–74 and
-    /// 56 copied. At 28×28 (24 strips and one vector under AVX-512) reading
-    /// in place took ResNet-50's eight such layers from 7.6 to 6.9 ms at 1
-    /// thread (in the network, 6 interleaved rounds, medians, Intel Xeon
-    /// family 6 model 207).
+    /// 1×1, stride 1, unpadded, and rows the GEMM's tiles read exactly
+    /// (whole vectors, then none or a few columns for tile_columns: gemm()):
+    /// the GEMM reads the input as B directly. Otherwise im2col copies B
+    /// with rows padded to whole strips. At 28×28 (24 strips and one vector
+    /// under AVX-512) reading in place took ResNet-50's eight such layers
+    /// from 7.6 to 6.9 ms at 1 thread (in the network, 6 interleaved rounds,
+    /// medians, Intel Xeon family 6 model 207). At 14×14 (6 strips and 4
+    /// columns) and 7×7 (1 strip, 1 vector and 1 column), copied before
+    /// tile_columns existed, it took ResNet-50's five 1×1 shapes there
+    /// 0.90–1.00× the time at 1 thread and 0.60–0.97× at 2 (best of 60 calls,
+    /// 2 runs, AMD EPYC family 26 model 2), where the im2col copies took 8%
+    /// of a 2-thread forward's CPU time; the whole network 0.975× the time
+    /// at 2 threads, 1.00× at 1 (6 interleaved rounds).
     bool reads_in_place(int64_t plane) const {
-        const int64_t tail = plane % strip();
-        return k_ == 1 && stride_ == 1 && pad_ == 0 && (tail == 0 || tail == detail::kernels<T>().lanes);
+        const auto& kern = detail::kernels<T>();
+        const int rest = int(plane % strip() % kern.lanes);
+        return k_ == 1 && stride_ == 1 && pad_ == 0 &&
+               (rest == 0 || detail::takes_columns(rest, kern.panel_rows_for(group_out())));
     }
 
     /// Rows (c, i, j) for j < k of the im2col matrix of output rows
