@@ -239,10 +239,11 @@ private:
     /// medians, Intel Xeon family 6 model 207). At 14×14 (6 strips and 4
     /// columns) and 7×7 (1 strip, 1 vector and 1 column), copied before
     /// tile_columns existed, it took ResNet-50's five 1×1 shapes there
-    /// 0.90–1.00× the time at 1 thread and 0.60–0.97× at 2 (best of 60 calls,
-    /// 2 runs, AMD EPYC family 26 model 2), where the im2col copies took 8%
-    /// of a 2-thread forward's CPU time; the whole network 0.975× the time
-    /// at 2 threads, 1.00× at 1 (6 interleaved rounds).
+    /// 0.83–1.00× the time at 1 thread and 0.62–0.96× at 2 (lower quartile
+    /// of 60 calls, 2 runs, AMD EPYC family 26 model 2; all im2col copies
+    /// together had taken 8% of a 2-thread forward's CPU time); the whole
+    /// network 0.975× the time at 2 threads, 1.00× at 1 (6 interleaved
+    /// rounds).
     bool reads_in_place(int64_t plane) const {
         const auto& kern = detail::kernels<T>();
         const int rest = int(plane % strip() % kern.lanes);
