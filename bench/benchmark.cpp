@@ -1,7 +1,7 @@
 // bench/benchmark: times ResNet<float>::forward() on one N×3×S×S batch.
 //
 //   benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T]
-//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--json]
+//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--layers] [--json]
 //
 // Runs W untimed forward() calls, then K timed ones, and reports the median,
 // min and max ms per batch, ms per image, effective GFLOP/s (conv + fc
@@ -10,6 +10,7 @@
 // (resnet::kernel_info(): instruction set and GEMM micro-tile; RESNET_ISA overrides). The input is N(0,1) noise from a
 // fixed seed, or --input: raw float32 in native byte order (numpy's tofile()).
 // --logits writes the last forward()'s N×classes logits the same way.
+// --layers then times each convolution alone (see time_layers).
 // Exit status: 0 success, 2 bad arguments, 1 any other failure.
 #include <resnet/resnet.hpp>
 
@@ -26,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,7 +36,7 @@ namespace {
 
 const char* const kUsage =
     "usage: benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T] [--iters K]\n"
-    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--json]\n"
+    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--layers] [--json]\n"
     "  --batch N      images per forward() (default 1)\n"
     "  --threads T    threads per forward(); 0 = all cores (default 0)\n"
     "  --iters K      timed forward() calls (default 10)\n"
@@ -42,6 +44,7 @@ const char* const kUsage =
     "  --size S       input height and width (default 224)\n"
     "  --input FILE   N*3*S*S raw float32 values instead of the seeded N(0,1) input\n"
     "  --logits FILE  write the logits of the last call as raw float32\n"
+    "  --layers       then time each convolution alone, batch 1, W warm-up + K timed calls\n"
     "  --json         print one JSON object instead of text\n";
 
 struct UsageError : std::runtime_error {
@@ -50,7 +53,7 @@ struct UsageError : std::runtime_error {
 
 struct Args {
     std::string weights, arch, input, logits;
-    bool random = false, json = false;
+    bool random = false, json = false, layers = false;
     int batch = 1, threads = 0, iters = 10, warmup = 2, size = 224;
 };
 
@@ -87,8 +90,8 @@ Args parse_args(int argc, char** argv) {
             std::cout << kUsage;
             std::exit(0);
         }
-        if (flag == "--random" || flag == "--json") {
-            (flag == "--random" ? a.random : a.json) = true;
+        if (flag == "--random" || flag == "--json" || flag == "--layers") {
+            (flag == "--random" ? a.random : flag == "--json" ? a.json : a.layers) = true;
             continue;
         }
         const auto it = valued.find(flag);
@@ -103,22 +106,39 @@ Args parse_args(int argc, char** argv) {
     return a;
 }
 
+/// Calls fn(name, conv, in) for every convolution of `m` in network order,
+/// a block's downsample first, with `in` the side of its input for a
+/// size×size image; names as torchvision's ("conv1", "layer1.0.conv2").
+template <class F>
+void for_each_conv(const resnet::ResNet<float>& m, int size, const F& fn) {
+    fn("conv1", m.stem().conv, size);
+    int h = m.stem().pool.out_size(m.stem().conv.out_size(size));
+    for (size_t s = 0; s < m.stages().size(); ++s)
+        for (size_t b = 0; b < m.stages()[s].size(); ++b) {
+            const auto& block = m.stages()[s][b];
+            const std::string prefix = "layer" + std::to_string(s + 1) + "." + std::to_string(b) + ".";
+            if (block.downsample()) fn(prefix + "downsample.0", *block.downsample(), h);
+            int in = h;
+            for (size_t i = 0; i < block.convs().size(); ++i) {
+                fn(prefix + "conv" + std::to_string(i + 1), block.convs()[i], in);
+                in = block.convs()[i].out_size(in);
+            }
+            h = block.out_size(h);
+        }
+}
+
+/// 2 × the multiply-adds of convolution c on an in×in input.
+double conv_flops(const resnet::Conv2d<float>& c, int in) {
+    const double out = c.out_size(in);
+    return 2.0 * c.out_channels() * (c.in_channels() / c.groups()) * c.kernel() * c.kernel() * out * out;
+}
+
 /// FLOPs of one forward() on one size×size image: 2 × the multiply-adds of
 /// every convolution (downsample included) and of the Dense head. Bias, ReLU,
 /// BatchNorm, pooling and residual adds are left out (under 0.1% for resnet50).
 double forward_flops(const resnet::ResNet<float>& m, int size) {
     double flops = 0;
-    const auto conv = [&](const resnet::Conv2d<float>& c, int in) {
-        const double out = c.out_size(in);
-        flops += 2.0 * c.out_channels() * (c.in_channels() / c.groups()) * c.kernel() * c.kernel() * out * out;
-        return c.out_size(in);
-    };
-    int h = m.stem().pool.out_size(conv(m.stem().conv, size));
-    for (const auto& stage : m.stages())
-        for (const auto& block : stage) {
-            if (block.downsample()) conv(*block.downsample(), h);
-            for (const auto& c : block.convs()) h = conv(c, h);
-        }
+    for_each_conv(m, size, [&](const std::string&, const resnet::Conv2d<float>& c, int in) { flops += conv_flops(c, in); });
     for (const auto& d : m.head().dense) flops += 2.0 * d.linear.in_features() * d.linear.out_features();
     return flops;
 }
@@ -163,6 +183,68 @@ double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const size_t n = v.size();
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// How forward() computes convolution c on an in×in input.
+std::string conv_path(const resnet::Conv2d<float>& c, int in) {
+    if (c.winograd_tile()) return "winograd " + std::to_string(c.winograd_tile()) + "x" + std::to_string(c.winograd_tile());
+    if (c.direct()) return "direct";
+    return c.workspace_size(in, in) ? "gemm, im2col" : "gemm, in place";
+}
+
+/// --layers: each convolution of `m` alone, batch 1, on N(0,1) noise of the
+/// shape it sees in the network, with ReLU and no residual (a block's last
+/// convolution also adds one in the network): `a.warmup` untimed and
+/// `a.iters` timed calls each, on the model's threads. Weights and input stay
+/// in cache between calls, unlike in a forward(), so the sum is a floor,
+/// not a forward's time. One row per convolution: its lower-quartile ms.
+nlohmann::json time_layers(const resnet::ResNet<float>& m, const Args& a) {
+    resnet::detail::ThreadPool pool(m.threads());
+    std::mt19937_64 rng(1);
+    std::normal_distribution<float> normal;
+    nlohmann::json rows = nlohmann::json::array();
+    for_each_conv(m, a.size, [&](const std::string& name, const resnet::Conv2d<float>& c, int in) {
+        const int out = c.out_size(in);
+        std::vector<float> x(size_t(c.in_channels()) * in * in), y(size_t(c.out_channels()) * out * out);
+        std::vector<float> col(size_t(c.workspace_size(in, in)));
+        for (float& v : x) v = normal(rng);
+        std::vector<double> ms;
+        for (int i = 0; i < a.warmup + a.iters; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            c.forward(x.data(), 1, in, in, y.data(), {nullptr, true}, col.data(), pool);
+            if (i >= a.warmup) ms.push_back(ms_since(t0));
+        }
+        std::sort(ms.begin(), ms.end());
+        const double q = ms[ms.size() / 4];
+        rows.push_back({{"name", name},
+                        {"in_channels", c.in_channels()},
+                        {"out_channels", c.out_channels()},
+                        {"kernel", c.kernel()},
+                        {"stride", c.stride()},
+                        {"groups", c.groups()},
+                        {"input", in},
+                        {"path", conv_path(c, in)},
+                        {"ms", q},
+                        {"gflops", conv_flops(c, in) * 1e-6 / q}});
+    });
+    return rows;
+}
+
+void print_layers(const nlohmann::json& rows, int iters) {
+    double sum = 0;
+    std::cout << "  layers      each alone, lower quartile of " << iters << " calls:\n";
+    for (const auto& r : rows) {
+        std::ostringstream shape;
+        shape << r["in_channels"].get<int>() << "->" << r["out_channels"].get<int>() << ' ' << r["kernel"].get<int>()
+              << 'x' << r["kernel"].get<int>() << " s" << r["stride"].get<int>() << " g" << r["groups"].get<int>()
+              << ' ' << r["input"].get<int>() << '^' << 2;
+        std::cout << "    " << std::left << std::setw(22) << r["name"].get<std::string>() << std::setw(26) << shape.str()
+                  << std::setw(16) << r["path"].get<std::string>() << std::right << std::setprecision(3)
+                  << std::setw(8) << r["ms"].get<double>() << " ms " << std::setprecision(1) << std::setw(7)
+                  << r["gflops"].get<double>() << " GFLOP/s\n";
+        sum += r["ms"].get<double>();
+    }
+    std::cout << "    sum " << std::setprecision(2) << sum << " ms\n";
 }
 
 int run(const Args& a) {
@@ -210,8 +292,11 @@ int run(const Args& a) {
         {"load_ms", load_ms},
         {"kernels", resnet::kernel_info()},
     };
+    const nlohmann::json layers = a.layers ? time_layers(model, a) : nlohmann::json();
     if (a.json) {
-        std::cout << r.dump() << '\n';
+        nlohmann::json out = r;
+        if (a.layers) out["layers"] = layers;
+        std::cout << out.dump() << '\n';
         return 0;
     }
     std::cout << std::fixed << std::setprecision(1) << r["arch"].get<std::string>() << ' ' << a.size << 'x'
@@ -224,6 +309,7 @@ int run(const Args& a) {
               << std::setprecision(1) << "  peak RSS    " << r["peak_rss_mib"].get<double>() << " MiB\n"
               << "  " << (a.random ? "build" : "load ") << "       " << load_ms << " ms\n"
               << "  kernels     " << resnet::kernel_info() << '\n';
+    if (a.layers) print_layers(layers, a.iters);
     return 0;
 }
 
