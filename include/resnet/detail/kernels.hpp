@@ -100,6 +100,7 @@ template <class T>
 struct EigenVec {
     using Scalar = T;
     static constexpr int lanes = int(32 / sizeof(T));
+    static constexpr bool gathers = false;  // no gather() (see the x86 sets)
     using type = Eigen::Array<T, lanes, 1>;
     static type zero() { return type::Zero(); }
     static type load(const T* p) { return Eigen::Map<const type>(p); }
@@ -138,11 +139,12 @@ struct EigenVec {
 #if RESNET_X86_DISPATCH
 namespace resnet::detail {
 
-#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr)                           \
+#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr, gather_members)          \
     struct Name {                                                                                     \
         using Scalar = float;                                                                         \
         using type = reg;                                                                             \
         static constexpr int lanes = n;                                                               \
+        gather_members                                                                                \
         __attribute__((target(tgt), always_inline)) static type zero() { return suffix##setzero_ps(); } \
         __attribute__((target(tgt), always_inline)) static type load(const float* p) { return suffix##loadu_ps(p); } \
         /* the first m < lanes floats at p, zeros above; reads nothing past p + m */                          \
@@ -153,15 +155,41 @@ namespace resnet::detail {
         __attribute__((target(tgt), always_inline)) static type add(type a, type b) { return suffix##add_ps(a, b); } \
         __attribute__((target(tgt), always_inline)) static type max(type a, type b) { return max_expr; } \
     };
+// gathers: whether the set has a gather instruction, gather(p, idx, add,
+// mask): lane l = p[idx[l] + add] if bit l of mask is set, else 0 (nothing read).
+#define RESNET_X86_GATHER(tgt, expr)                                                                   \
+    static constexpr bool gathers = true;                                                              \
+    __attribute__((target(tgt), always_inline)) static type gather(const float* p, const int32_t* idx, \
+                                                                   int32_t add, uint32_t mask) {       \
+        return expr;                                                                                   \
+    }
+#define RESNET_AVX2_LANE_BITS _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)
 RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b),
-               _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f))
+               _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f),
+               static constexpr bool gathers = false;)
 RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b),
-               _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))))
+               _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))),
+               RESNET_X86_GATHER("avx2,fma",
+                                 _mm256_mask_i32gather_ps(
+                                     _mm256_setzero_ps(), p,
+                                     _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)),
+                                                      _mm256_set1_epi32(add)),
+                                     _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                                         _mm256_and_si256(_mm256_set1_epi32(int(mask)), RESNET_AVX2_LANE_BITS),
+                                         RESNET_AVX2_LANE_BITS)),
+                                     4)))
 // (_mm512_max_ps through its zero-masked form: GCC 12 warns that the plain
 // one's undefined pass-through operand may be used uninitialized.)
 RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_ps(a, b, c),
-               _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p))
+               _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p),
+               RESNET_X86_GATHER("avx512f,avx2,fma",
+                                 _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(mask),
+                                                          _mm512_add_epi32(_mm512_loadu_si512(idx),
+                                                                           _mm512_set1_epi32(add)),
+                                                          p, 4)))
 #undef RESNET_X86_VEC
+#undef RESNET_AVX2_LANE_BITS
+#undef RESNET_X86_GATHER
 
 }  // namespace resnet::detail
 
