@@ -29,6 +29,9 @@ the collection, bench/benchmark --threads 1 for the forward).
 other processes left free during the engine's runs (median), an estimate for
 a shared machine. "stages ÷ CPU" is the limit's core-seconds per image over the engine's CPU
 time per image: the share of its CPU time that went into those three stages.
+For classify it also prints each round's ratios to that round's limit and
+to its faster Python pipeline, and their medians: on a host whose speed
+changes between rounds these are steadier than ratios of medians.
 --rss N... also runs classify on N images (for each N: the collection's,
 cycled through as often as needed) and reports its peak RSS, which should
 not grow with N.
@@ -174,6 +177,21 @@ def timed(cmd, what):
     return {**result, "wall_s": wall, "cpu_s": own1 - own0, "others_cpu_share": others}
 
 
+def round_ratios(runs, cores):
+    """One round's classify images/s over that round's limit and over its faster Python pipeline:
+    steadier than ratios of medians on a host whose speed changes between rounds."""
+    stages = next(r for r in runs if r["engine"] == "stages")
+    rates = {r["engine"]: r["images_per_s"] for r in runs if r["engine"] != "stages"}
+    if "classify" not in rates:
+        return {}
+    limit = cores / ((stages["decode_ms"] + stages["preprocess_ms"] + stages["forward_ms"]) / 1e3)
+    out = {"limit_images_per_s": limit, "of_limit": rates["classify"] / limit}
+    python = [v for e, v in rates.items() if e != "classify"]
+    if python:
+        out["x_best_python"] = rates["classify"] / max(python)
+    return out
+
+
 def peak_rss_of(cmd):
     """Peak RSS (MiB) of cmd, as GNU time reports it: os.wait4's ru_maxrss would count this
     Python's own RSS, which a forked child carries until it execs."""
@@ -235,13 +253,14 @@ def main():
         stages = timed([tools["stages"], "--weights", weights, root], "stages")
         forward = timed([tools["benchmark"], "--weights", weights, "--threads", "1", "--iters", "10", "--json"],
                         "benchmark")
-        runs.append({"engine": "stages", **stages, "forward_ms": forward["median_ms"]})
+        runs.append({"engine": "stages", "round": rnd, **stages, "forward_ms": forward["median_ms"]})
         for e in engines[rnd % len(engines):] + engines[:rnd % len(engines)]:
             if os.path.exists(os.path.join(work, "out.jsonl")):
                 os.remove(os.path.join(work, "out.jsonl"))
             r = timed(command(e), e)
             seconds = r.get("seconds", r["wall_s"])
-            runs.append({"engine": e, **r, "images_per_s": a.count / seconds, "cpu_ms": 1e3 * r["cpu_s"] / a.count})
+            runs.append({"engine": e, "round": rnd, **r, "images_per_s": a.count / seconds,
+                         "cpu_ms": 1e3 * r["cpu_s"] / a.count})
             print(f"  {e}: {a.count / seconds:.2f} images/s, {1e3 * r['cpu_s'] / a.count:.0f} CPU ms per image "
                   f"(others took {r['others_cpu_share']:.0%} of the CPU)", file=sys.stderr)
     rss = {}
@@ -258,10 +277,11 @@ def main():
     cpu = {e: med(e, "cpu_ms") for e in engines}
     python = {e: rates[e] for e in engines if e != "classify"}
     others = statistics.mean(r["others_cpu_share"] for r in runs)
+    per_round = [round_ratios([r for r in runs if r["round"] == rnd], cores) for rnd in range(a.rounds)]
     summary = {"cpu": compare.cpu_model(), "cores": cores, "count": a.count, "rounds": a.rounds, "arch": a.arch,
                "decode_ms": decode, "preprocess_ms": pre, "forward_1thread_ms": fwd, "limit_images_per_s": limit,
                "images_per_s": rates, "cpu_ms_per_image": cpu, "others_cpu_share": others,
-               "classify_peak_rss_mib": rss}
+               "classify_peak_rss_mib": rss, "per_round": per_round}
     print(f"{a.count} photos (300x200 to 2000x1500, 2/3 JPEG), {a.arch} random-init, {summary['cpu']} "
           f"({cores} cores), medians of {a.rounds} round(s); other processes used {others:.0%} of the CPU")
     print(f"machine limit: {cores} cores / ({decode:.1f} decode + {pre:.1f} preprocess + {fwd:.1f} forward "
@@ -277,6 +297,12 @@ def main():
                      f"{cpu[e]:.0f}", f"{stage_ms / cpu[e]:.0%}"])
     print(compare.markdown_table(["engine", "images/s", "of limit", "of limit × free CPU", "classify ×",
                                   "× best Python", "CPU ms/image", "stages ÷ CPU"], rows))
+    for key, what, fmt in (("of_limit", "of its round's limit", "{:.0%}"),
+                           ("x_best_python", "× its round's faster Python pipeline", "{:.2f}")):
+        values = [r[key] for r in per_round if key in r]
+        if values:
+            print(f"classify, per round, {what}: {' '.join(fmt.format(v) for v in values)} "
+                  f"(median {fmt.format(statistics.median(values))})")
     for n, mib in rss.items():
         print(f"classify peak RSS on {n} images: {mib:.0f} MiB")
     if a.json:
