@@ -326,13 +326,14 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_out(const typename V::Scalar* 
 /// the set's gather instruction where it has one. Before, every set copied
 /// them element by element (36 scalar loads and stores per tile), which was
 /// most of the transform's time. ResNet-50's three shapes (64ch 56², 128ch
-/// 28² F(4×4), 256ch 14² F(2×2)), the whole input transform, 1 thread,
-/// lower quartile of 300 calls, AMD EPYC family 26 model 2: AVX-512
-/// 228–245 / 131–150 / 122–127 → 173–189 / 92–96 / 72–75 µs, AVX2
-/// 202–212 / 106–113 / 100–104 → 193–200 / 98–100 / 74–77 µs; SSE2 and
-/// portable, still copying (with the row and column tests precomputed per
-/// group), 0.95–1.04× at F(4×4), 0.82× at F(2×2). The network: 0.98× the
-/// time at 1 thread, 0.95–0.97× at 2 (two runs of 6 interleaved rounds).
+/// 28² F(4×4), 256ch 14² F(2×2)), the whole input transform, 1 thread
+/// pinned to one vCPU, lower quartile of 300 calls, AMD EPYC family 26
+/// model 2: AVX-512 250 / 136 / 128 → 184 / 98 / 78 µs, AVX2 217 / 116 /
+/// 105 → 199 / 102 / 79 µs; SSE2 257 / 131 / 110 → 237 / 119 / 99 µs and
+/// portable 308 / 161 / 123 → 273 / 140 / 99 µs, these two still copying
+/// (with the row and column tests now precomputed per group). The network:
+/// 0.98× the time at 1 thread, 0.95–0.97× at 2 (two runs of 6
+/// interleaved rounds).
 template <class V, int M, class P>
 RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int chunk, int c0, int c1,
                                    typename V::Scalar* v) {
@@ -368,8 +369,8 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
                         V::store(d + (r * A + s) * L,
                                  V::gather(xc, offset + g * L, r * p.w + s, row_in[g][r] & col_in[g][s]));
             } else {
-                // Lane by lane and row by row (a masked load per element
-                // took SSE2's F(4×4) transform 1.3–1.4× the time).
+                // Lane by lane and row by row: a select per element, tried
+                // instead, took SSE2's F(4×4) transform 1.25–1.4× the time.
                 for (int l = 0; l < L; ++l)
                     for (int r = 0; r < A; ++r) {
                         const bool in = row_in[g][r] >> l & 1;
