@@ -177,6 +177,11 @@ def timed(cmd, what):
     return {**result, "wall_s": wall, "cpu_s": own1 - own0, "others_cpu_share": others}
 
 
+def machine_limit(cores, decode_ms, preprocess_ms, forward_ms):
+    """Images/s the cores could reach if they did nothing but the three stages, each at its one-core cost."""
+    return cores / ((decode_ms + preprocess_ms + forward_ms) / 1e3)
+
+
 def round_ratios(runs, cores):
     """One round's classify images/s over that round's limit and over its faster Python pipeline:
     steadier than ratios of medians on a host whose speed changes between rounds."""
@@ -184,7 +189,7 @@ def round_ratios(runs, cores):
     rates = {r["engine"]: r["images_per_s"] for r in runs if r["engine"] != "stages"}
     if "classify" not in rates:
         return {}
-    limit = cores / ((stages["decode_ms"] + stages["preprocess_ms"] + stages["forward_ms"]) / 1e3)
+    limit = machine_limit(cores, stages["decode_ms"], stages["preprocess_ms"], stages["forward_ms"])
     out = {"limit_images_per_s": limit, "of_limit": rates["classify"] / limit}
     python = [v for e, v in rates.items() if e != "classify"]
     if python:
@@ -272,7 +277,7 @@ def main():
 
     med = lambda engine, key: statistics.median(r[key] for r in runs if r["engine"] == engine)  # noqa: E731
     decode, pre, fwd = med("stages", "decode_ms"), med("stages", "preprocess_ms"), med("stages", "forward_ms")
-    limit = cores / ((decode + pre + fwd) / 1e3)
+    limit = machine_limit(cores, decode, pre, fwd)
     rates = {e: med(e, "images_per_s") for e in engines}
     cpu = {e: med(e, "cpu_ms") for e in engines}
     python = {e: rates[e] for e in engines if e != "classify"}
