@@ -57,6 +57,20 @@ TEST_CASE("Tensor: shapes, views and errors naming both shapes", "[tensor]") {
     CHECK(empty_copy.empty());
     const Tensor<double> d = t.cast<double>();
     CHECK(d.reshaped({120})[119] == 7.0);
+
+    // resize keeps the storage while it is large enough, a copy holds only its elements
+    const float* storage = t.data();
+    t.resize({3, 4});
+    CHECK((t.shape() == resnet::Shape{3, 4} && t.size() == 12 && t.data() == storage));
+    t.resize({120});
+    CHECK(t.data() == storage);
+    const Tensor<float> copy(t);
+    t.resize({121});
+    t[120] = 1.f;  // (ASan: the storage grew)
+    CHECK(t.size() == 121);
+    const Tensor<float> moved = std::move(t);
+    t.resize({4});
+    CHECK((t.size() == 4 && t.data() != nullptr && moved.size() == 121 && copy.size() == 120));
 }
 
 TEST_CASE("naive conv oracle matches PyTorch", "[layers]") {
@@ -391,8 +405,9 @@ TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN
     for (int i = 0; ops().contains("convbn" + std::to_string(i) + ".x"); ++i) {
         const std::string p = "convbn" + std::to_string(i) + ".";
         const auto params = op(p + "params");
+        auto w = op<TestType>(p + "w");
         const auto conv = resnet::Conv2d<TestType>::fold_batchnorm(
-            op<TestType>(p + "w"), op<TestType>(p + "gamma"), op<TestType>(p + "beta"), op<TestType>(p + "mean"),
+            w, op<TestType>(p + "gamma"), op<TestType>(p + "beta"), op<TestType>(p + "mean"),
             op<TestType>(p + "var"), int(params[1]), int(params[0]) / 2);
         INFO("conv+bn case " << i);
         CHECK(close(run_conv(conv, op<TestType>(p + "x"), 2), op(p + "y"), tol));

@@ -41,7 +41,7 @@ resnet::Conv2d<float> folded_conv(resnet::SafeTensorsFile& file, const std::stri
                                   Tensor<float> weight, int stride, int groups) {
     const std::string bn = block + ".bn" + std::to_string(i);
     const int pad = int(weight.dim(2)) / 2;
-    return resnet::Conv2d<float>::fold_batchnorm(std::move(weight), file.read<float>(bn + ".weight"),
+    return resnet::Conv2d<float>::fold_batchnorm(weight, file.read<float>(bn + ".weight"),
                                                  file.read<float>(bn + ".bias"), file.read<float>(bn + ".running_mean"),
                                                  file.read<float>(bn + ".running_var"), stride, pad, groups);
 }

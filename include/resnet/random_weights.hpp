@@ -33,11 +33,18 @@ public:
         return t;
     }
 
+    /// take(), held until the next call (build_resnet's source interface).
+    Tensor<T>& take_staged(const std::string& key, const Shape& shape) {
+        staged_ = take(key, shape);
+        return staged_;
+    }
+
     /// torchvision's convolutions have no bias.
     std::optional<Tensor<T>> take_optional(const std::string&, const Shape&) { return std::nullopt; }
 
 private:
     std::mt19937_64 rng_;
+    Tensor<T> staged_;
 };
 
 }  // namespace detail

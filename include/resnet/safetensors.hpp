@@ -117,13 +117,22 @@ public:
     /// Reads tensor `name`, widening F16/BF16 (or narrowing F64) to T.
     template <class T>
     Tensor<T> read(const std::string& name) {
+        Tensor<T> out;
+        read_into(name, out);
+        return out;
+    }
+
+    /// read(), into `out` resized to the tensor's shape (Tensor::resize: its
+    /// storage is reused when large enough).
+    template <class T>
+    void read_into(const std::string& name, Tensor<T>& out) {
         const Entry& e = entry(name);
-        Tensor<T> out = Tensor<T>::uninitialized(e.shape);
+        out.resize(e.shape);
         in_->clear();
         in_->seekg(std::streamoff(data_start_ + e.begin));
         if (native<T>(e.dtype)) {  // straight into place: loading never holds two copies
             read_bytes(name, reinterpret_cast<char*>(out.data()), e.end - e.begin);
-            return out;
+            return;
         }
         // Other dtypes convert through a small bounce buffer.
         const int64_t chunk = 1 << 14, width = int64_t(detail::dtype_size(e.dtype));
@@ -133,7 +142,6 @@ public:
             read_bytes(name, raw.data(), uint64_t(n * width));
             convert(e.dtype, raw.data(), out.data() + i, n);
         }
-        return out;
     }
 
     template <class... Parts>

@@ -100,23 +100,22 @@ public:
 
     Tensor() = default;
     /// Zero-filled tensor of the given shape.
-    explicit Tensor(Shape shape) : shape_(std::move(shape)), size_(detail::checked_numel(shape_)) {
-        data_ = detail::aligned_array<T>(size_t(size_));
+    explicit Tensor(Shape shape) {
+        resize(std::move(shape));
         std::fill_n(data_.get(), size_, T(0));
     }
     /// Tensor whose elements are left uninitialized, for callers that
     /// overwrite every element (file reads, layer outputs).
     static Tensor uninitialized(Shape shape) {
         Tensor t;
-        t.size_ = detail::checked_numel(shape);
-        t.shape_ = std::move(shape);
-        t.data_ = detail::aligned_array<T>(size_t(t.size_));
+        t.resize(std::move(shape));
         return t;
     }
     Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {
         std::copy_n(values, size_, data_.get());
     }
-    Tensor(const Tensor& o) : shape_(o.shape_), size_(o.size_), data_(detail::aligned_array<T>(size_t(o.size_))) {
+    Tensor(const Tensor& o)
+        : shape_(o.shape_), size_(o.size_), capacity_(o.size_), data_(detail::aligned_array<T>(size_t(o.size_))) {
         std::copy_n(o.data(), size_, data_.get());
     }
     Tensor& operator=(const Tensor& o) {
@@ -164,6 +163,18 @@ public:
         return std::move(*this);
     }
 
+    /// Gives the tensor `shape`, its elements left uninitialized. The storage
+    /// is kept when it holds enough elements, so a buffer resized for one
+    /// tensor after another is allocated only as it grows.
+    void resize(Shape shape) {
+        size_ = detail::checked_numel(shape);
+        shape_ = std::move(shape);
+        if (data_ && size_ <= capacity_) return;  // (a moved-from tensor holds none)
+        data_.reset();
+        data_ = detail::aligned_array<T>(size_t(size_));
+        capacity_ = size_;
+    }
+
     /// Throws "<what>: expected shape [..], got [..]" unless shape() == expected.
     /// A -1 in `expected` matches any size.
     void require_shape(const Shape& expected, const std::string& what) const {
@@ -202,7 +213,7 @@ private:
     }
 
     Shape shape_;
-    int64_t size_ = 0;
+    int64_t size_ = 0, capacity_ = 0;  // elements in shape_, elements data_ holds
     std::unique_ptr<T[], detail::AlignedFree> data_;
 };
 

@@ -52,9 +52,9 @@ public:
     enum class Algorithm { Auto, Im2col, Winograd4x4, Winograd2x2, Direct };
 
     Conv2d() = default;
-    /// weight: [Cout, Cin/groups, k, k]; bias: [Cout]. Taken by value: pass
-    /// rvalues and loading keeps no second copy of the weights.
-    Conv2d(Tensor<T> weight, Tensor<T> bias, int stride, int pad, int dilation = 1, int groups = 1,
+    /// weight: [Cout, Cin/groups, k, k] (read here, laid out anew: the layer
+    /// keeps no reference to it); bias: [Cout].
+    Conv2d(const Tensor<T>& weight, Tensor<T> bias, int stride, int pad, int dilation = 1, int groups = 1,
            Algorithm algorithm = Algorithm::Auto)
         : cout_(int(weight.dim(0))), cin_(int(weight.dim(1)) * groups), k_(int(weight.dim(2))), groups_(groups),
           stride_(stride), pad_(pad), dilation_(dilation), bias_(std::move(bias)), algorithm_(algorithm) {
@@ -85,7 +85,8 @@ public:
     /// Conv (with `conv_bias` if not null) followed by eval-mode BatchNorm2d,
     /// folded in double:
     ///   W' = W·γ/√(σ²+ε),   b' = β + (b − μ)·γ/√(σ²+ε).
-    static Conv2d fold_batchnorm(Tensor<T> weight, const Tensor<T>& gamma, const Tensor<T>& beta,
+    /// `weight` is scaled in place (to W').
+    static Conv2d fold_batchnorm(Tensor<T>& weight, const Tensor<T>& gamma, const Tensor<T>& beta,
                                  const Tensor<T>& mean, const Tensor<T>& var, int stride, int pad,
                                  int groups = 1, double eps = 1e-5, const Tensor<T>* conv_bias = nullptr) {
         const int64_t cout = weight.dim(0), per_out = weight.size() / cout;
@@ -97,7 +98,7 @@ public:
             const double bias = conv_bias ? double((*conv_bias)[o]) : 0.0;
             b[o] = T(double(beta[o]) + (bias - double(mean[o])) * scale);
         }
-        return Conv2d(std::move(weight), std::move(b), stride, pad, 1, groups);
+        return Conv2d(weight, std::move(b), stride, pad, 1, groups);
     }
 
     int in_channels() const { return cin_; }
