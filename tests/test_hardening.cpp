@@ -259,25 +259,31 @@ TEST_CASE("thread pool: an item's exception reaches the caller, the others still
     CHECK(errors == 0);
 }
 
-TEST_CASE("thread pool: a step stalled by a late worker narrows the pool to the caller, which widens again later",
+TEST_CASE("thread pool: two steps stalled by a late worker narrow the pool to the caller, which widens again later",
           "[hardening][pool]") {
     resnet::detail::ThreadPool pool(2);
     const auto caller = std::this_thread::get_id();
-    std::atomic<bool> worker_started{false};
     // One item each: the worker's sleeps, as if the OS had descheduled it,
     // 50 ms and twice as long as it took to start (the caller's share, on a
     // loaded machine); the caller's returns once the worker holds the other.
-    const auto start = std::chrono::steady_clock::now();
-    pool.parallel_for(2, [&](int64_t) {
-        if (std::this_thread::get_id() != caller) {
-            worker_started = true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50) + 2 * (std::chrono::steady_clock::now() - start));
-            return;
-        }
-        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!worker_started && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
-    });
-    REQUIRE(worker_started);
+    const auto stalled_step = [&] {
+        std::atomic<bool> worker_started{false};
+        const auto start = std::chrono::steady_clock::now();
+        pool.parallel_for(2, [&](int64_t) {
+            if (std::this_thread::get_id() != caller) {
+                worker_started = true;
+                std::this_thread::sleep_for(std::chrono::milliseconds(50) + 2 * (std::chrono::steady_clock::now() - start));
+                return;
+            }
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+            while (!worker_started && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+        });
+        return worker_started.load();
+    };
+    REQUIRE(stalled_step());
+    CHECK(pool.width() == 2);  // a lone stall: a first touch of fresh pages, a vCPU held back once
+    pool.parallel_for(8, [](int64_t) {});
+    REQUIRE(stalled_step());
     CHECK(pool.width() == 1);
     std::atomic<int> elsewhere{0};
     pool.parallel_for(64, [&](int64_t) { elsewhere += std::this_thread::get_id() != caller; });

@@ -34,14 +34,21 @@
 // core of two busy elsewhere, ResNet-50 at 2 threads took 1.09–1.13× its
 // quiet 1-thread time (bench/contention.py, three runs). So the caller times
 // how long it waits for the others after its own last item; a wait above
-// both kStall and its own share of the step is a stall, and halves the
-// threads that take items (workers of index >= width_ sleep) for the next
-// `narrow_for_` steps, which doubles on each stall in a row (up to
-// kMaxNarrow) and resets after kCalm stall-free steps at full width. One
-// core busy, 2 threads, 20–30 forwards per process, interleaved with the
-// quiet 1-thread runs (Intel Xeon family 6 model 207): medians of per-round
-// ratios 1.04 and 1.07× the quiet 1-thread time, 1.12 and 1.11× before.
-// On a quiet machine no step stalled in 200 forwards, at 2 or 4 threads.
+// both kStall and its own share of the step is a stall. A stall within
+// kRecent parallel steps of the previous one halves the threads that take
+// items (workers of index >= width_ sleep) for the next `narrow_for_`
+// steps, which doubles on each narrowing in a row (up to kMaxNarrow) and
+// resets after kCalm stall-free steps at full width. One core busy, 2
+// threads, 20–30 forwards per process, interleaved with the quiet 1-thread
+// runs (Intel Xeon family 6 model 207): medians of per-round ratios 1.04
+// and 1.07× the quiet 1-thread time, 1.12 and 1.11× before.
+// A lone stall does not narrow: a busy core stalls step after step, but a
+// first forward() touching its fresh scratch pages, or a VM's vCPU held
+// back once by the host, stalls one step. Narrowing on the first stall, 5
+// of 10 fresh processes of 1 + 5 forwards (ResNet-50, 2 threads, AMD EPYC
+// family 26 model 2, Firecracker VM) stalled once, in the first forward or
+// later, and ran their next 256 steps (3 forwards) on one thread: medians
+// of 34.9–42.3 ms instead of 27.7–31.8.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -51,6 +58,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
@@ -151,19 +159,21 @@ private:
     /// took up to 1.5 ms at 2 threads on a quiet machine, while a thread the
     /// OS deschedules for another process's slice is gone for several.
     static constexpr auto kStall = std::chrono::milliseconds(2);
-    /// In steps: ResNet-50's forward() is 95 of them, ResNet-101's 197.
-    static constexpr int kMinNarrow = 256, kMaxNarrow = 4096, kCalm = 256;
+    /// In parallel steps: ResNet-50's forward() at 224² is 78 of them.
+    static constexpr int kMinNarrow = 256, kMaxNarrow = 4096, kCalm = 256, kRecent = 64;
 
     /// Updates the narrowing state after a step run at `width`: see Narrowing.
     void note_wait(int width, bool stalled) {
-        if (stalled) {
-            width_.store(std::max(1, width / 2));
-            narrow_left_ = narrow_for_;
-            narrow_for_ = std::min(2 * narrow_for_, kMaxNarrow);
-            calm_ = 0;
-        } else if (narrow_left_ == 0 && ++calm_ >= kCalm) {
-            narrow_for_ = kMinNarrow;
+        ++steps_;
+        if (!stalled) {
+            if (narrow_left_ == 0 && ++calm_ >= kCalm) narrow_for_ = kMinNarrow;
+            return;
         }
+        calm_ = 0;
+        if (steps_ - std::exchange(last_stall_, steps_) > kRecent) return;  // a lone stall
+        width_.store(std::max(1, width / 2));
+        narrow_left_ = narrow_for_;
+        narrow_for_ = std::min(2 * narrow_for_, kMaxNarrow);
     }
 
     void stop_workers() {
@@ -257,7 +267,8 @@ private:
 
     const bool oversubscribed_;  // more threads than cpu_budget(): spins yield
     std::atomic<int> width_;     // the open step's width(): workers of this index and above sit it out
-    int narrow_left_ = 0, narrow_for_ = kMinNarrow, calm_ = 0;  // the caller's alone
+    int narrow_left_ = 0, narrow_for_ = kMinNarrow, calm_ = 0;  // the caller's alone, as are:
+    int64_t steps_ = 0, last_stall_ = -2 * int64_t(kRecent);      // parallel steps run, the last stalled one
     struct alignas(64) Slot {  // one thread's share of the open step; a cache line each
         std::atomic<int64_t> next{0}, end{0};
     };
