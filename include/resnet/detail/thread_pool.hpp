@@ -46,9 +46,9 @@
 // first forward() touching its fresh scratch pages, or a VM's vCPU held
 // back once by the host, stalls one step. Narrowing on the first stall, 5
 // of 10 fresh processes of 1 + 5 forwards (ResNet-50, 2 threads, AMD EPYC
-// family 26 model 2, Firecracker VM) stalled once, in the first forward or
-// later, and ran their next 256 steps (3 forwards) on one thread: medians
-// of 34.9–42.3 ms instead of 27.7–31.8.
+// family 26 model 2, Firecracker VM) stalled once and ran their next 256
+// steps (3 forwards) on one thread; the 4 whose stall came before their
+// last forward had medians of 34.9–42.3 ms, the 5 without one 27.7–31.8.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
