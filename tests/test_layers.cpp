@@ -225,6 +225,11 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
             conv.forward(x.data(), s.n, s.h, s.w, y.data(), {res.data(), true}, col.data() + 1, pool);
             CHECK(max_abs_diff(y, fused) == 0.0);
             CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+            // The residual may be the output itself (a block's shortcut is
+            // written into its output): the same bits.
+            Tensor<TestType> in_place = res;
+            conv.forward(x.data(), s.n, s.h, s.w, in_place.data(), {in_place.data(), true}, col.data() + 1, pool);
+            CHECK(max_abs_diff(in_place, fused) == 0.0);
         }
     }
 }
@@ -305,6 +310,10 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
         CHECK(max_abs_diff(y, fused) == 0.0);
         CHECK(col[0] == canary);
         CHECK(col[ws + 1] == canary);
+        // The residual may be the output itself: the same bits.
+        Tensor<TestType> in_place = rt;
+        conv.forward(xt.data(), s.n, s.h, s.w, in_place.data(), {in_place.data(), true}, col.data() + 1, pool);
+        CHECK(max_abs_diff(in_place, fused) == 0.0);
         }
     }
 }

@@ -50,8 +50,9 @@ void pack_panels(const T* a, int64_t rows, int64_t k, int panel_rows, T* out) {
     }
 }
 
-/// What the output pass applies to each element, in this order:
-/// + bias[row], + residual (same layout as the output, may be null), max(0, ·).
+/// What the output pass applies to each element: + residual (same layout as
+/// the output, may be null, may be the output itself) with the first k
+/// block's sums, + bias[row] and max(0, ·) after the last (see gemm()).
 template <class T>
 struct OutputOps {
     const T* bias = nullptr;
@@ -113,8 +114,10 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// serves then.
 ///
 /// k runs in blocks of kGemmDepth: each micro-tile sums one block in registers
-/// and adds it to c, so every output is ((block₀) + block₁) + … whatever the
-/// work partition — the bits depend on the layer shape only. Work items are
+/// and adds it to c, so every output is ((block₀ + residual) + block₁) + … +
+/// bias whatever the work partition (block₀ + bias + residual with one
+/// block) — the bits depend on the layer shape only. The residual enters
+/// with block₀, before the tile first writes c, so it may be c itself. Work items are
 /// (block of panels) × (block of strips); within an item each panel walks
 /// the item's strips: its block of A (kGemmDepth × R, 12 KB in float for
 /// R = 12) is reused from L1 and the item's block of B (at most 256 KB) from
@@ -178,7 +181,7 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
                                 {kn, ag + k0 * np * R + q * kn * R, bs, row_stride, 0, cg + r0 * ldc + s * S, ldc,
                                  int(std::min<int64_t>(R, rows - r0)), int(std::min<int64_t>(S, cols - s * S)), k0 > 0,
                                  last ? og.bias + r0 : nullptr,
-                                 last && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
+                                 k0 == 0 && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
                 }
             }
         }

@@ -12,8 +12,10 @@
 
 namespace resnet {
 
-/// What the GEMM's output pass applies to each element, in this order:
-/// + bias[c], + residual (same shape as the output, may be null), max(0, ·).
+/// What the output pass applies to each element: + bias[c], + residual (same
+/// shape as the output, may be null, may be the output itself: each
+/// element's residual is read before it is written), max(0, ·). With the
+/// GEMM, the residual enters with the first k block (detail/gemm.hpp).
 template <class T>
 struct Epilogue {
     const T* residual = nullptr;
