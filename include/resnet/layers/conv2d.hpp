@@ -174,18 +174,24 @@ public:
     }
 
 private:
-    /// Auto's choice, by the wider of Cin and Cout. Chosen for ResNet-50 at
-    /// 224² within a 150 MB peak RSS (float): each layer keeps either its
-    /// im2col weights or its Winograd transforms (16/9 of them for F(2×2),
-    /// 4× for F(4×4)). Per layer, 1 thread, AMD EPYC Zen 3, best of 200 calls:
-    ///   ≤ 128 (layer1–2, 56² and 28²): F(4×4), 2.5–3.0× im2col.
-    ///   ≤ 256 (layer3, 14²): F(2×2), 1.5–2.2 ms vs im2col 2.9 ms; F(4×4)
-    ///     ran 1.0 ms but costs 30 MiB more (RSS 171 instead of 141 MiB).
-    ///   wider (layer4, 7²): im2col, 3.8 ms. F(2×2) ran 1.55 ms but would
-    ///     add 14 MiB (155 MiB); F(4×4) ran 3.1 ms for 54 MiB more.
-    /// Grouped layers stay off Winograd (they run direct: runs_direct):
-    /// their per-group products are small, and Winograd would not cut the
-    /// per-channel transforms.
+    /// Auto's choice, by the wider of Cin and Cout: F(4×4) up to 64 channels,
+    /// F(2×2) up to 512, im2col above. Each layer keeps either its im2col
+    /// weights or its Winograd transforms (16/9 of them for F(2×2), 4× for
+    /// F(4×4)), and ResNet-50 at 224² must stay within a 150 MB peak RSS
+    /// (float). Measured by running two models of the same weights in one
+    /// process, forward() calls alternating (medians of 30–40 pairs' ratios,
+    /// AMD EPYC family 26 model 2): F(2×2) for the 512-channel layers
+    /// (layer4's 3×3s at 7², on im2col before) and for the 128-channel ones
+    /// (layer2's at 28², F(4×4) before) took ResNet-50 0.962–0.966× the time
+    /// at 2 threads and 0.981–0.993× at 1 for +9.6 MiB (peak RSS 141.9 MiB);
+    /// ResNet-18 0.878× and 0.936× (+16.5 MiB), Wide ResNet-50-2 0.884× and
+    /// 0.888× (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957×
+    /// and 0.978×, but 3.8 MiB more, over the 150 MB. Layer3 on im2col
+    /// instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 30 MiB
+    /// more. Wider layers (Wide ResNet's layer4, 1024 channels) stay on
+    /// im2col: F(2×2) would add 28 MiB per layer. Grouped layers stay off
+    /// Winograd (they run direct: runs_direct): their per-group products are
+    /// small, and Winograd would not cut the per-channel transforms.
     int winograd_tile_for(Algorithm algorithm) const {
         const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
         const bool forced = algorithm == Algorithm::Winograd4x4 || algorithm == Algorithm::Winograd2x2;
@@ -196,7 +202,7 @@ private:
         if (algorithm == Algorithm::Winograd2x2) return 2;
         if (algorithm != Algorithm::Auto || !eligible || groups_ > 1) return 0;
         const int width = std::max(cin_, cout_);
-        return width <= 128 ? 4 : width <= 256 ? 2 : 0;
+        return width <= 64 ? 4 : width <= 512 ? 2 : 0;
     }
 
     /// Direct: forced, or Auto's choice for every grouped layer (ResNeXt's

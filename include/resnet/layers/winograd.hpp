@@ -107,8 +107,8 @@ namespace resnet::winograd {
 //   256ch 14×14    4.21 ms  1.28 ms   3.3×       2.72 ms  0.86 ms   3.1×
 //   512ch  7×7     6.05 ms  6.31 ms   0.92×      3.29 ms  3.35 ms   0.99×
 // (these figures predate the packed GEMM of detail/gemm.hpp, which sped up
-// both paths). Auto leaves layers wider than 256 channels, which run at 7×7
-// in ResNets at 224², on im2col: see conv2d.hpp.
+// both paths). Auto now runs F(2×2) above 64 channels, up to 512, and im2col
+// above that: see conv2d.hpp.
 // Single-thread phase split at 64ch 56²: input transform ~0.3 ms, GEMMs
 // ~0.8 ms (~70 GFLOP/s), output transform + epilogue ~0.25 ms. The
 // micro-kernel beat Eigen's GEMM on the 36 products by 1.2× (128ch, N = 49)
