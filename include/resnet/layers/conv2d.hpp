@@ -183,7 +183,7 @@ private:
     /// AMD EPYC family 26 model 2): F(2×2) for the 512-channel layers
     /// (layer4's 3×3s at 7², on im2col before) and for the 128-channel ones
     /// (layer2's at 28², F(4×4) before) took ResNet-50 0.962–0.966× the time
-    /// at 2 threads and 0.981–0.993× at 1 for +9.6 MiB (peak RSS 141.9 MiB);
+    /// at 2 threads and 0.981–0.993× at 1 for +9.6 MiB (peak RSS 142.5 MiB);
     /// ResNet-18 0.878× and 0.936× (+16.5 MiB), Wide ResNet-50-2 0.884× and
     /// 0.888× (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957×
     /// and 0.978×, but 3.8 MiB more, over the 150 MB. Layer3 on im2col
