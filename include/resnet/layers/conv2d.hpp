@@ -187,7 +187,7 @@ private:
     /// ResNet-18 0.878× and 0.936× (+16.5 MiB), Wide ResNet-50-2 0.884× and
     /// 0.888× (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957×
     /// and 0.978×, but 3.8 MiB more, over the 150 MB. Layer3 on im2col
-    /// instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 30 MiB
+    /// instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 25 MiB
     /// more. Wider layers (Wide ResNet's layer4, 1024 channels) stay on
     /// im2col: F(2×2) would add 28 MiB per layer. Grouped layers stay off
     /// Winograd (they run direct: runs_direct): their per-group products are
