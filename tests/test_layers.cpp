@@ -172,11 +172,13 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // per output row. Grouped: 3 groups of 5 → 7
     // (partial panels) in bands of one output row, 32 groups of 2 → 4 with
     // stride 2, 16 groups of 4 → 8 read in place. 1×1 read in place with
-    // whole strips and one vector: 48 columns (AVX-512's 32 + 16) and,
+    // whole strips and whole vectors: 48 columns (AVX-512's strip, AVX2's
+    // 16 + 16 + 16), 80 (AVX-512's 48 + 32: a two-vector tile) and,
     // grouped, 24 (AVX2's 16 + 8); 16 columns (AVX-512's one vector) above;
     // with a few columns past whole vectors for tile_columns: 49 (ResNet's
-    // 7×7: one vector and 1 under AVX-512, AVX2 and SSE2) and 196 (14×14:
-    // 6 strips and 4; SSE2: whole vectors).
+    // 7×7: 48 and 1 under AVX-512, one vector and 1 under AVX2 and SSE2),
+    // 84 (AVX-512: 48, then two vectors and 4) and 196 (14×14: AVX-512's 4
+    // strips and 4; SSE2: whole vectors).
     // The direct kernel runs the same shapes: partial blocks of output
     // channels, rows of 1–1904 flat positions, several chunks per group.
     struct Shape {
@@ -188,7 +190,8 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
                             {1, 64, 8, 5, 210, 7, 1, 3, 1},  {2, 15, 21, 5, 1900, 5, 1, 2, 3},
                             {2, 64, 128, 9, 11, 3, 2, 1, 32}, {2, 64, 128, 4, 8, 1, 1, 0, 16},
                             {1, 40, 30, 6, 8, 1, 1, 0, 1},    {2, 24, 20, 4, 6, 1, 1, 0, 2},
-                            {2, 20, 30, 7, 7, 1, 1, 0, 1},    {1, 24, 24, 14, 14, 1, 1, 0, 1}};
+                            {2, 20, 30, 7, 7, 1, 1, 0, 1},    {1, 24, 24, 14, 14, 1, 1, 0, 1},
+                            {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {

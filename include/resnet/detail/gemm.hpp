@@ -72,12 +72,12 @@ struct GemmGroups {
 inline bool takes_columns(int rest, int R) { return rest > 0 && rest <= kColumns && rest < R; }
 
 /// One strip's micro-tiles, t as for Kernels::tile with t.cols ≤ strip()
-/// (t.vectors is set here): one tile, or, when the columns past the whole
-/// vectors are at most kColumns and fewer than the panel's R rows, the
-/// one-vector tile on the whole vector (if any) and tile_columns on the
-/// rest, whose cost per k is one vector FMA per column instead of R. In
-/// ResNet-50 at 224² that is every GEMM at 7×7 (49 = 3·16 + 1 columns
-/// under AVX-512; also the Winograd products at 28² and 14², 7×7 tiles)
+/// (t.vectors is set here): one tile of the vectors that cover t.cols, or,
+/// when the columns past the whole vectors are at most kColumns and fewer
+/// than the panel's R rows, a tile of the whole vectors (if any) and
+/// tile_columns on the rest, whose cost per k is one vector FMA per column
+/// instead of R. In ResNet-50 at 224² that is every GEMM at 7×7 (49 = 3·16
+/// + 1 columns under AVX-512; also the Winograd products at 14², 7×7 tiles)
 /// and the 1×1s at 14² (196 = 12·16 + 4). In the network, 1 thread, 8
 /// interleaved rounds, medians (Intel Xeon family 6 model 207): the 7×7
 /// layers 5–9% faster (layer4's 3×3s 5.36 → 5.04 ms), the 14² Winograd
@@ -87,12 +87,12 @@ template <class T>
 RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T> t) {
     const int L = kern.lanes, whole = t.cols / L * L, rest = t.cols - whole;
     if (!takes_columns(rest, R)) {
-        t.vectors = t.cols <= L ? 1 : kern.vectors;
+        t.vectors = (t.cols + L - 1) / L;
         return kern.tile_for(R)(t);
     }
     if (whole > 0) {
         TileArgs<T> w = t;
-        w.vectors = 1;
+        w.vectors = whole / L;
         w.cols = whole;
         kern.tile_for(R)(w);
     }
@@ -119,9 +119,10 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// block) — the bits depend on the layer shape only. The residual enters
 /// with block₀, before the tile first writes c, so it may be c itself. Work items are
 /// (block of panels) × (block of strips); within an item each panel walks
-/// the item's strips: its block of A (kGemmDepth × R, 12 KB in float for
-/// R = 12) is reused from L1 and the item's block of B (at most 256 KB) from
-/// L2, and each of the panel's output rows is written as one run of
+/// the item's strips: its block of A (kGemmDepth × R, 8 KB in float for
+/// R = 8) is reused from L1 and the item's block of B (at most 384 KB, under
+/// AVX-512's 48-column strips; 5 strips instead of 8 changed nothing, 0.998×
+/// and 1.001× at 1 and 2 threads) from L2, and each of the panel's output rows is written as one run of
 /// kBlockStrips strips, R streams the hardware prefetcher follows. (Strips
 /// outer and panels inner, as before, wrote every row of the block 128
 /// bytes at a time: ResNet-50's 1×1 layers at 56² took 7.7 instead of
@@ -129,10 +130,10 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// rounds, medians, Intel Xeon family 6 model 207.) k blocks measured
 /// 1.2–1.4× on ResNet-50's large-k layers (3×3 at 14×14 and 7×7, k = 2304
 /// / 4608), where each item had re-streamed its whole B from L3. A last
-/// strip of at most one vector of columns runs the one-vector tile, and
-/// columns past whole vectors may run tile_columns (strip_tiles): at 28² a
-/// layer computes exactly its 784 columns, at 14² 196 and at 7² 49 instead
-/// of 208 and 64.
+/// strip runs a tile of only the vectors its columns need, and columns
+/// past whole vectors may run tile_columns (strip_tiles): at 28² a layer
+/// computes exactly its 784 columns, at 14² 196 and at 7² 49 instead of
+/// 208 and 64.
 ///
 /// B is read where it lies: copying each strip's block into a contiguous
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on

@@ -177,13 +177,13 @@ RESNET_KERNEL_ATTR void tile_columns(const TileArgs<typename V::Scalar>& t) {
     store_elements(t, [&](int r, int j) { return column[j][r]; });
 }
 
-/// The micro-kernel entry (Kernels::tile): t.vectors is NV or 1.
+/// The micro-kernel entry (Kernels::tile): t.vectors is 1 … NV (NV ≤ 3).
 template <class V, int R, int NV>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
-    if (t.vectors == NV)
-        tile_n<V, R, NV>(t);
-    else
-        tile_n<V, R, 1>(t);
+    static_assert(NV >= 1 && NV <= 3, "tile() runs 1 to 3 vectors");
+    if (t.vectors == NV) return tile_n<V, R, NV>(t);
+    if (NV == 3 && t.vectors == 2) return tile_n<V, R, (NV == 3 ? 2 : 1)>(t);
+    tile_n<V, R, 1>(t);
 }
 
 /// dst[j] = src[j] (+ res[j] if res is set), then max(0, ·) if relu, for

@@ -235,8 +235,8 @@ struct Kernels {
     /// whole panels of `rows` would compute over 1.25·m rows (grouped layers
     /// run through im2col, e.g. forced by Conv2d::Algorithm::Im2col; Auto
     /// runs them direct). ResNeXt's grouped 3×3s have 4–32 output channels
-    /// per group: 12-row AVX-512 panels computed 3× layer1's rows and 1.5×
-    /// layer2's and layer3's. With 4-row panels, resnext50_32x4d's grouped
+    /// per group: 12-row AVX-512 panels (the tile then) computed 3× layer1's
+    /// rows and 1.5× layer2's and layer3's. With 4-row panels, resnext50_32x4d's grouped
     /// 3×3s took 18.6 instead of 20.4 ms at 1 thread (in-network layer
     /// timings, 4 interleaved rounds, Intel Xeon family 6 model 207).
     int panel_rows_for(int64_t m) const {
@@ -257,8 +257,16 @@ struct Kernels {
 /// broadcast A element must fit; the direct convolution's blocks are
 /// kDirectRows × DV vectors by the same count):
 ///   portable, sse2, avx2: 6 × 2 vectors, 12 accumulators of 16 registers.
-///   avx512: 12 × 2 vectors of 16 floats, 24 accumulators of 32 registers
-///     (ONNX Runtime's MLAS SGEMM uses the same 12 × 32 tile).
+///   avx512: 8 × 3 vectors of 16 floats, 24 accumulators of 32 registers.
+///     Against 12 × 2 (ONNX Runtime's MLAS tile), it loads 11 registers per
+///     24 FMAs instead of 14, pads no ResNet width (64 channels took 72
+///     rows in panels of 12), and covers 7×7 = 49 columns as 48 + 1 where
+///     12 × 2 ran a one-vector tile for 16 of them. Two models of the same
+///     weights in one process, forward() calls alternating (medians of the
+///     per-pair ratios, 30–40 pairs; AMD EPYC family 26 model 2): ResNet-50
+///     0.989–1.001× the time at 1 thread and 0.962–0.974× at 2 (layer4's
+///     1×1s 0.72–0.78×, layer1's 0.85–0.97×), Wide ResNet-50-2 0.88× and
+///     0.97× (12 pairs), ResNet-18 0.998× and 0.996–1.003×; 2 MiB less RSS.
 /// tile_columns keeps P partial sums of kColumns columns: 4 under avx512
 /// (16 accumulators), 2 under avx2 (8 of 16 registers), 1 for sse2 and
 /// portable (their panel's 6 rows take two vectors there).
@@ -291,9 +299,9 @@ Kernels<T> kernels_for(Isa isa) {
                     isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 12, 2, 6>(
-                    isa, avx512::tile<Avx512Vec, 12, 2>, avx512::tile<Avx512Vec, kNarrowRows, 2>,
-                    avx512::tile_columns<Avx512Vec, 12, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
+                return make_kernels<Avx512Vec, 8, 3, 6>(
+                    isa, avx512::tile<Avx512Vec, 8, 3>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
+                    avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
                     avx512::direct<Avx512Vec, 6>);
             default: break;
         }
@@ -317,7 +325,7 @@ const Kernels<T>& kernels() {
 
 namespace resnet {
 
-/// Which float kernels this process runs, e.g. "avx512 (micro-tile 12x32)":
+/// Which float kernels this process runs, e.g. "avx512 (micro-tile 8x48)":
 /// the instruction set chosen at run time (RESNET_ISA overrides) and the
 /// GEMM micro-tile, rows × columns.
 inline std::string kernel_info() {
