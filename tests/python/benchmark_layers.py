@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""ctest `benchmark_layers`: `benchmark --layers --json` against torchvision.
+
+    benchmark_layers.py --benchmark BIN
+
+For a few architectures (untrained weights, `--random`) and input sizes, the
+rows of `--layers` must be torchvision's convolutions: the same names (each
+once, in the order the forward runs them: a block's downsample before its
+conv1, as the library computes the shortcut first), and for each the
+channels, kernel, stride and groups of the nn.Conv2d and the input side a
+forward hook sees on a torchvision forward of that size. Each row's path
+must be Conv2d's Auto choice (the direct convolution for grouped layers and
+the RGB stem; Winograd F(4x4) for ungrouped 3x3 stride-1 layers up to 64
+channels, F(2x2) up to 512; the GEMM otherwise), its time positive and its
+GFLOP/s 2 x the layer's multiply-adds over that time. The summary's GFLOP
+per image must be the sum over the rows plus fc.
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+import torch
+import torchvision
+
+CASES = [("resnet18", 224), ("resnet50", 160), ("resnext50_32x4d", 97)]
+
+
+def torchvision_convs(arch, size):
+    """(name, in, out, kernel, stride, groups, input side) per nn.Conv2d, in forward order, and fc's MACs."""
+    model = getattr(torchvision.models, arch)().eval()
+    names = {m: n for n, m in model.named_modules()}
+    seen = []
+
+    def hook(module, inputs, _output):
+        seen.append((names[module], module.in_channels, module.out_channels, module.kernel_size[0],
+                     module.stride[0], module.groups, inputs[0].shape[-1]))
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    return seen, model.fc.in_features * model.fc.out_features
+
+
+def shortcut_first(convs):
+    """The library's order: in each block, the downsample before conv1."""
+    out = list(convs)
+    for i, c in enumerate(out):
+        if c[0].endswith(".downsample.0"):
+            block = c[0][: -len("downsample.0")]
+            first = next(j for j, d in enumerate(out) if d[0].startswith(block))
+            out.insert(first, out.pop(i))
+    return out
+
+
+def expected_path(cin, cout, k, stride, groups):
+    if groups > 1 or cin <= 4:
+        return "direct"
+    if k == 3 and stride == 1:
+        width = max(cin, cout)
+        if width <= 64:
+            return "winograd 4x4"
+        if width <= 512:
+            return "winograd 2x2"
+    return "gemm"
+
+
+def check(bench, arch, size):
+    out = subprocess.run([bench, "--arch", arch, "--random", "--threads", "1", "--iters", "1", "--warmup", "0",
+                          "--size", str(size), "--layers", "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    rows = report["layers"]
+    convs, fc_macs = torchvision_convs(arch, size)
+    want = shortcut_first(convs)
+    errors = []
+    got_names = [r["name"] for r in rows]
+    if got_names != [c[0] for c in want]:
+        errors.append(f"names: got {got_names}, want {[c[0] for c in want]}")
+        return errors
+    macs = 0
+    for r, (name, cin, cout, k, stride, groups, side) in zip(rows, want):
+        got = (r["in_channels"], r["out_channels"], r["kernel"], r["stride"], r["groups"], r["input"])
+        if got != (cin, cout, k, stride, groups, side):
+            errors.append(f"{name}: got (in, out, k, stride, groups, input) {got}, torchvision has "
+                          f"{(cin, cout, k, stride, groups, side)}")
+        path = expected_path(cin, cout, k, stride, groups)
+        if not r["path"].startswith(path):
+            errors.append(f"{name}: path {r['path']!r}, Auto's choice is {path!r}")
+        side_out = (side + 2 * (k // 2) - k) // stride + 1
+        layer_macs = cout * (cin // groups) * k * k * side_out * side_out
+        macs += layer_macs
+        if not r["ms"] > 0:
+            errors.append(f"{name}: ms {r['ms']}")
+        elif abs(r["gflops"] - 2 * layer_macs * 1e-6 / r["ms"]) > 1e-6 * r["gflops"]:
+            errors.append(f"{name}: {r['gflops']} GFLOP/s, 2 x {layer_macs} MACs in {r['ms']} ms is "
+                          f"{2 * layer_macs * 1e-6 / r['ms']}")
+    gflop = 2 * (macs + fc_macs) * 1e-9
+    if abs(report["gflop_per_image"] - gflop) > 1e-9 * gflop:
+        errors.append(f"gflop_per_image {report['gflop_per_image']}, the rows and fc make {gflop}")
+    return errors
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--benchmark", required=True)
+    args = parser.parse_args()
+    failed = 0
+    for arch, size in CASES:
+        errors = check(args.benchmark, arch, size)
+        print(f"{arch} {size}x{size}: {'ok' if not errors else 'FAILED'}")
+        for e in errors:
+            print("  " + e)
+        failed += bool(errors)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
