@@ -273,8 +273,9 @@ struct Kernels {
 /// Measured on 13 ResNet-50 layer shapes at 224² (stem, the 1×1s, the
 /// Winograd 3×3s, layer4's im2col 3×3), 1 thread, best of 40 calls each, one
 /// default-flags g++ 12 -O3 binary, Intel Xeon family 6 model 207 (busy,
-/// shared): sum 16.4–18.8 ms avx512, 28.9–30.1 ms avx2, 82–89 ms sse2; e.g.
-/// the 128→512 1×1 at 28² ran at 95–125, 70–73 and 21 GFLOP/s.
+/// shared; avx512 then ran 12 × 2): sum 16.4–18.8 ms avx512, 28.9–30.1 ms
+/// avx2, 82–89 ms sse2; e.g. the 128→512 1×1 at 28² ran at 95–125, 70–73
+/// and 21 GFLOP/s.
 template <class V, int R, int NV, int DV>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
