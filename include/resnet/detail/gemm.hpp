@@ -130,8 +130,8 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// AVX-512's 48-column strips; 4 strips instead of 8 changed nothing
 /// measurable, 0.979× at 1 thread but 0.998× at 2 against 8's 0.98× and
 /// 0.97–0.99×) from L2, and each of the panel's output rows is written as
-/// one run of kBlockStrips strips, R streams the hardware prefetcher follows. (Strips
-/// outer and panels inner, as before, wrote every row of the block 128
+/// one run of kBlockStrips strips, R streams the hardware prefetcher
+/// follows. (Strips outer and panels inner, as before, wrote every row of the block 128
 /// bytes at a time: ResNet-50's 1×1 layers at 56² took 7.7 instead of
 /// 6.7 ms at 1 thread, 2 threads unchanged; in the network, 6 interleaved
 /// rounds, medians, Intel Xeon family 6 model 207.) k blocks measured

@@ -182,7 +182,8 @@ template <class V, int R, int NV>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
     static_assert(NV >= 1 && NV <= 3, "tile() runs 1 to 3 vectors");
     if (t.vectors == NV) return tile_n<V, R, NV>(t);
-    if (NV == 3 && t.vectors == 2) return tile_n<V, R, (NV == 3 ? 2 : 1)>(t);
+    if constexpr (NV == 3)
+        if (t.vectors == 2) return tile_n<V, R, 2>(t);
     tile_n<V, R, 1>(t);
 }
 

@@ -236,9 +236,10 @@ struct Kernels {
     /// run through im2col, e.g. forced by Conv2d::Algorithm::Im2col; Auto
     /// runs them direct). ResNeXt's grouped 3×3s have 4–32 output channels
     /// per group: 12-row AVX-512 panels (the tile then) computed 3× layer1's
-    /// rows and 1.5× layer2's and layer3's. With 4-row panels, resnext50_32x4d's grouped
-    /// 3×3s took 18.6 instead of 20.4 ms at 1 thread (in-network layer
-    /// timings, 4 interleaved rounds, Intel Xeon family 6 model 207).
+    /// rows and 1.5× layer2's and layer3's. With 4-row panels,
+    /// resnext50_32x4d's grouped 3×3s took 18.6 instead of 20.4 ms at 1
+    /// thread (in-network layer timings, 4 interleaved rounds, Intel Xeon
+    /// family 6 model 207).
     int panel_rows_for(int64_t m) const {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }
