@@ -188,6 +188,7 @@ double median(std::vector<double> v) {
 /// How forward() computes convolution c on an in×in input.
 std::string conv_path(const resnet::Conv2d<float>& c, int in) {
     if (c.winograd_tile()) return "winograd " + std::to_string(c.winograd_tile()) + "x" + std::to_string(c.winograd_tile());
+    if (c.direct_channels()) return "channel-vector direct";
     if (c.direct()) return "direct";
     return c.workspace_size(in, in) ? "gemm, im2col" : "gemm, in place";
 }

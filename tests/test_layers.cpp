@@ -86,23 +86,36 @@ template <class T>
 using Algo = typename resnet::Conv2d<T>::Algorithm;
 }  // namespace
 
-TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM, direct) matches PyTorch and the oracle, grouped or not", "[layers]", float,
-                   double) {
+TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM, both direct kernels) matches PyTorch and the oracle, grouped or not",
+                   "[layers]", float, double) {
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
-    int grouped = 0, direct = 0;
+    int grouped = 0, direct = 0, channels = 0;
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
         grouped += c.groups > 1;
         const Tensor<TestType> x = c.x.cast<TestType>();
         const auto oracle =
             naive_conv2d(x, c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil, c.groups);
-        for (auto algo : {Algo<TestType>::Auto, Algo<TestType>::Im2col, Algo<TestType>::Direct}) {
+        for (auto algo : {Algo<TestType>::Auto, Algo<TestType>::Im2col, Algo<TestType>::Direct,
+                          Algo<TestType>::DirectChannels}) {
+            if (algo == Algo<TestType>::DirectChannels && c.groups > 1) {
+                CHECK_THROWS_WITH(resnet::Conv2d<TestType>(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride,
+                                                           c.pad, c.dil, c.groups, algo),
+                                  Catch::Contains("channel-vector") && Catch::Contains("groups"));
+                continue;
+            }
             const resnet::Conv2d<TestType> conv(c.w.cast<TestType>(), c.b.cast<TestType>(), c.stride, c.pad, c.dil,
                                                 c.groups, algo);
             CHECK(conv.in_channels() == c.x.dim(1));
-            CHECK(conv.direct() == (algo == Algo<TestType>::Direct ||
-                                    (algo == Algo<TestType>::Auto && (c.groups > 1 || c.x.dim(1) <= 4))));
-            direct += conv.direct() && algo == Algo<TestType>::Auto;
+            const bool positions = algo == Algo<TestType>::Direct ||
+                                   (algo == Algo<TestType>::Auto && (c.groups > 1 || c.x.dim(1) <= 4));
+            const bool by_channels = algo == Algo<TestType>::DirectChannels ||
+                                     (algo == Algo<TestType>::Auto && !positions && c.w.dim(2) > 1 &&
+                                      conv.winograd_tile() == 0);
+            CHECK(conv.direct_channels() == by_channels);
+            CHECK(conv.direct() == (positions || by_channels));
+            direct += positions && algo == Algo<TestType>::Auto;
+            channels += by_channels && algo == Algo<TestType>::Auto;
             const auto one = run_conv(conv, x, 1);
             INFO("conv case " << i << " (groups " << c.groups << "), algorithm " << int(algo));
             CHECK(close(one, c.y, tol));
@@ -112,6 +125,7 @@ TEMPLATE_TEST_CASE("Conv2d (im2col + GEMM, direct) matches PyTorch and the oracl
     }
     CHECK(grouped == 8);
     CHECK(direct == 15);
+    CHECK(channels == 2);
 }
 
 TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
@@ -128,7 +142,8 @@ TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
 }
 
 TEST_CASE("Conv2d output bits do not depend on the thread count", "[layers]") {
-    for (int i : {8, 13, 16}) {  // 130→140 channels; 32 groups of 8; 64 groups, 1×1 read in place
+    // 130→140 channels; 32 groups of 8; 64 groups, 1×1 read in place; the channel-vector kernel
+    for (int i : {8, 13, 16, 19}) {
         const ConvCase c = conv_case(i);
         const resnet::Conv2d<float> conv(c.w.cast<float>(), c.b.cast<float>(), c.stride, c.pad, c.dil, c.groups);
         const Tensor<float> x = c.x.cast<float>();
@@ -180,7 +195,11 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // 84 (AVX-512: 48, then two vectors and 4) and 196 (14×14: AVX-512's 4
     // strips and 4; SSE2: whole vectors).
     // The direct kernel runs the same shapes: partial blocks of output
-    // channels, rows of 1–1904 flat positions, several chunks per group.
+    // channels, rows of 1–1904 flat positions, several chunks per group. So
+    // does the channel-vector one where ungrouped: partial blocks of 8–64
+    // output channels (150 = 2·64 + 22), the last tile of positions partial,
+    // several chunks of tiles (1050 positions) and passes over the input
+    // channels (300·9 steps).
     struct Shape {
         int n, cin, cout, h, w, k, stride, pad, groups;
     };
@@ -191,7 +210,8 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
                             {2, 64, 128, 9, 11, 3, 2, 1, 32}, {2, 64, 128, 4, 8, 1, 1, 0, 16},
                             {1, 40, 30, 6, 8, 1, 1, 0, 1},    {2, 24, 20, 4, 6, 1, 1, 0, 2},
                             {2, 20, 30, 7, 7, 1, 1, 0, 1},    {1, 24, 24, 14, 14, 1, 1, 0, 1},
-                            {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1}};
+                            {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1},
+                            {1, 20, 150, 9, 13, 3, 2, 1, 1}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {
@@ -201,7 +221,8 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
         const auto x = random_tensor<TestType>({s.n, s.cin, s.h, s.w}, ++seed);
         const auto w = random_tensor<TestType>({s.cout, cin, s.k, s.k}, ++seed, 1.0 / std::sqrt(cin * s.k * s.k));
         const auto b = random_tensor<TestType>({s.cout}, ++seed);
-        for (auto algo : {Algo<TestType>::Im2col, Algo<TestType>::Direct}) {
+        for (auto algo : {Algo<TestType>::Im2col, Algo<TestType>::Direct, Algo<TestType>::DirectChannels}) {
+            if (algo == Algo<TestType>::DirectChannels && s.groups > 1) continue;
             INFO("algorithm " << int(algo));
             const resnet::Conv2d<TestType> conv(w, b, s.stride, s.pad, 1, s.groups, algo);
             const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
@@ -357,7 +378,11 @@ TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by la
     CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).winograd_tile() == 0);  // grouped: direct
     CHECK(conv(64, 1, 1, 1, Algo<float>::Auto, 2).direct());
     CHECK(conv(4, 2, 1, 1).direct());  // ≤ 4 input channels (the RGB stem): direct
-    CHECK_FALSE(conv(5, 2, 1, 1).direct());
+    CHECK_FALSE(conv(4, 2, 1, 1).direct_channels());
+    CHECK(conv(5, 2, 1, 1).direct_channels());  // strided: the channel-vector kernel
+    CHECK(conv(513, 1, 1, 1).direct_channels());  // wider than Winograd's 512
+    CHECK_FALSE(conv(512, 1, 1, 1).direct_channels());
+    CHECK_FALSE(conv(5, 2, 1, 1, Algo<float>::Im2col).direct());
     CHECK_FALSE(conv(64, 1, 1, 1, Algo<float>::Im2col, 2).direct());
     CHECK_THROWS_WITH(conv(8, 1, 0, 2).out_size(4), Catch::Contains("input side 4") && Catch::Contains("reach of 5"));
     CHECK(conv(8, 1, 0, 2).out_size(5) == 1);

@@ -11,7 +11,8 @@ channels, kernel, stride and groups of the nn.Conv2d and the input side a
 forward hook sees on a torchvision forward of that size. Each row's path
 must be Conv2d's Auto choice (the direct convolution for grouped layers and
 the RGB stem; Winograd F(4x4) for ungrouped 3x3 stride-1 layers up to 64
-channels, F(2x2) up to 512; the GEMM otherwise), its time positive and its
+channels, F(2x2) up to 512; the channel-vector direct convolution for the
+other ungrouped layers wider than 1x1; the GEMM for the 1x1s), its time positive and its
 GFLOP/s 2 x the layer's multiply-adds over that time. The summary's GFLOP
 per image must be the sum over the rows plus fc.
 """
@@ -64,6 +65,8 @@ def expected_path(cin, cout, k, stride, groups):
             return "winograd 4x4"
         if width <= 512:
             return "winograd 2x2"
+    if k > 1:
+        return "channel-vector direct"
     return "gemm"
 
 

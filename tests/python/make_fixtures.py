@@ -94,14 +94,16 @@ def op_cases():
     cases = {}
     # (cin, cout, kernel, stride, pad, dilation, h, w, groups); the grouped
     # ones have 1, 2, 4 and 8 channels per group, as depthwise and ResNeXt
-    # layers; the last two are strided and dilated at once
+    # layers; two are strided and dilated at once; the last two run the
+    # channel-vector direct convolution under Auto
     convs = [(3, 8, 7, 2, 3, 1, 19, 23, 1), (5, 6, 3, 1, 1, 1, 9, 8, 1), (4, 7, 3, 2, 1, 1, 10, 11, 1),
              (6, 5, 1, 1, 0, 1, 7, 9, 1), (6, 5, 1, 2, 0, 1, 7, 9, 1), (3, 4, 3, 1, 2, 2, 12, 10, 1),
              (2, 3, 5, 3, 0, 1, 13, 13, 1), (3, 4, 2, 1, 0, 1, 6, 7, 1), (130, 140, 3, 1, 1, 1, 17, 18, 1),
              (4, 3, 3, 2, 1, 1, 1, 1, 1),
              (8, 16, 3, 2, 1, 1, 9, 11, 2), (32, 32, 3, 1, 1, 1, 7, 9, 32), (128, 128, 3, 2, 1, 1, 11, 13, 32),
              (256, 256, 3, 1, 1, 1, 9, 7, 32), (256, 512, 1, 2, 0, 1, 7, 9, 64), (512, 256, 3, 1, 1, 1, 5, 7, 64),
-             (64, 128, 1, 1, 0, 1, 4, 8, 64), (3, 4, 3, 2, 2, 2, 13, 11, 1), (8, 8, 3, 2, 2, 2, 11, 9, 4)]
+             (64, 128, 1, 1, 0, 1, 4, 8, 64), (3, 4, 3, 2, 2, 2, 13, 11, 1), (8, 8, 3, 2, 2, 2, 11, 9, 4),
+             (6, 70, 3, 2, 1, 1, 15, 17, 1), (9, 10, 3, 1, 2, 2, 11, 12, 1)]
     for i, (cin, cout, k, s, p, d, h, w, groups) in enumerate(convs):
         x, wt, b = rand(2, cin, h, w), rand(cout, cin // groups, k, k), rand(cout)
         cases.update({f"conv{i}.x": x, f"conv{i}.w": wt, f"conv{i}.b": b,

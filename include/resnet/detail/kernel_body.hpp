@@ -269,6 +269,76 @@ RESNET_KERNEL_ATTR void direct(const DirectArgs<typename V::Scalar>& d) {
     direct_n<V, NV>(d);
 }
 
+// --- Channel-vector direct convolution (ChannelArgs, layers/direct.hpp) -----
+
+/// The channel-vector block (Kernels::channels): NV vectors of output
+/// channels × P positions of accumulators. Each (channel, tap) step loads NV
+/// weight vectors and broadcasts P input elements, NV·P FMAs.
+template <class V, int NV, int P>
+RESNET_KERNEL_ATTR void channels(const ChannelArgs<typename V::Scalar>& d) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    constexpr int L = V::lanes, B = NV * L;
+    X acc[NV][P];
+    T(*tile)[B] = reinterpret_cast<T(*)[B]>(d.sums);
+    RESNET_UNROLL_ALL
+    for (int v = 0; v < NV; ++v)
+        RESNET_UNROLL_ALL
+        for (int j = 0; j < P; ++j) acc[v][j] = d.first ? V::zero() : V::load(tile[j] + v * L);
+    int pos[P];
+    RESNET_UNROLL_ALL
+    for (int j = 0; j < P; ++j) pos[j] = d.pos[j];
+    const T* __restrict w = d.w;
+    for (int c = 0; c < d.channels; ++c) {
+        const T* __restrict xc = d.x + c * d.channel_stride;
+        for (int t = 0; t < d.taps; ++t, w += B) {
+            const T* xt = xc + d.tap[t];
+            X wv[NV];
+            RESNET_UNROLL_ALL
+            for (int v = 0; v < NV; ++v) wv[v] = V::load(w + v * L);
+            RESNET_UNROLL_ALL
+            for (int j = 0; j < P; ++j) {
+                const X xj = V::set1(xt[pos[j]]);
+                RESNET_UNROLL_ALL
+                for (int v = 0; v < NV; ++v) acc[v][j] = V::fma(wv[v], xj, acc[v][j]);
+            }
+        }
+    }
+    if (!d.last) {
+        RESNET_UNROLL_ALL
+        for (int v = 0; v < NV; ++v)
+            RESNET_UNROLL_ALL
+            for (int j = 0; j < P; ++j) V::store(tile[j] + v * L, acc[v][j]);
+        return;
+    }
+    // + bias (and ReLU when no residual follows) in registers, then out
+    // through a transposed copy: channel o's P sums are tile[·][o].
+    const bool relu_now = d.relu && !d.residual;
+    RESNET_UNROLL_ALL
+    for (int v = 0; v < NV; ++v) {
+        const int n = std::min(L, d.rows - v * L);
+        const X bias = n <= 0 ? V::zero() : n == L ? V::load(d.bias + v * L) : V::load_n(d.bias + v * L, n);
+        RESNET_UNROLL_ALL
+        for (int j = 0; j < P; ++j) {
+            X y = V::add(acc[v][j], bias);
+            if (relu_now) y = V::max(y, V::zero());
+            V::store(tile[j] + v * L, y);
+        }
+    }
+    for (int o = 0; o < d.rows; ++o) {
+        T* dst = d.c + o * d.plane;
+        if (d.residual) {
+            const T* res = d.residual + o * d.plane;
+            for (int j = 0; j < d.positions; ++j) {
+                const T y = tile[j][o] + res[j];
+                dst[j] = d.relu ? std::max(y, T(0)) : y;
+            }
+        } else {
+            for (int j = 0; j < d.positions; ++j) dst[j] = tile[j][o];
+        }
+    }
+}
+
 // --- Winograd F(m×m, 3×3) transforms (matrices and contract: winograd.hpp) --
 
 /// o_i = (Bᵀ d)_i on L tiles side by side: d_j at s[j·ss + l], o_i to o[i·os + l].

@@ -94,6 +94,39 @@ struct DirectArgs {
     bool relu;
 };
 
+/// The most positions of a channel-vector block (Kernels::channel_positions).
+constexpr int kMaxChannelPositions = 8;
+
+/// One block of the channel-vector direct convolution (layers/direct.hpp):
+/// vectors·lanes output channels × `positions` output positions, read from
+/// the prepared input (as DirectArgs) at flat positions pos[j], j < P (the
+/// kernel's count; entries past `positions` repeat a valid one):
+///   acc[o][j] = Σ_c Σ_t w[(c·taps + t)·B + o] · x[c·channel_stride + tap[t] + pos[j]]
+/// over c in order, then t in order (B = vectors·lanes), in passes over
+/// runs of channels: a pass starts from the sums in `sums` (P × B, the
+/// kernel's layout) unless `first`, and leaves them there unless `last`;
+/// the last one adds bias[o], residual[o·plane + j] (may be null), applies
+/// max(0, ·) if relu and stores to c[o·plane + j] for o < rows, j < positions.
+template <class T>
+struct ChannelArgs {
+    const T* x;  // the prepared input of the pass's first channel
+    int64_t channel_stride;
+    int channels;
+    const int* tap;
+    int taps;
+    const T* w;
+    const int* pos;
+    int positions;
+    T* sums;
+    bool first, last;
+    T* c;
+    int64_t plane;
+    int rows;
+    const T* bias;
+    const T* residual;
+    bool relu;
+};
+
 /// Portable vector: a fixed-size Eigen array of 32 bytes, which compiles to
 /// the global flags' packet instructions (SSE, AVX, NEON) or scalar code.
 template <class T>
@@ -252,6 +285,11 @@ struct Kernels {
     /// The direct convolution's block (DirectArgs), for 1 … direct_vectors vectors.
     void (*direct)(const DirectArgs<T>&);
     int direct_vectors;
+    /// The channel-vector direct convolution's block (ChannelArgs):
+    /// channel_vectors·lanes output channels × channel_positions positions.
+    void (*channels)(const ChannelArgs<T>&);
+    int channel_vectors, channel_positions;
+    int channel_block() const { return channel_vectors * lanes; }
 };
 
 /// Tile shapes, by the registers each set has (accumulators + B vectors + the
@@ -268,6 +306,12 @@ struct Kernels {
 ///     0.989–1.001× the time at 1 thread and 0.962–0.974× at 2 (layer4's
 ///     1×1s 0.72–0.78×, layer1's 0.85–0.97×), Wide ResNet-50-2 0.88× and
 ///     0.97× (12 pairs), ResNet-18 0.998× and 0.996–1.003×; 2 MiB less RSS.
+/// The channel-vector direct convolution's blocks: avx512 4 vectors (64
+///   output channels) × 7 positions, the 16-register sets 2 × 6. Under
+///   AVX-512, 28 accumulators and 4 weight vectors leave no register for
+///   the broadcast, so GCC keeps one accumulator in memory; 4 × 6 (no
+///   spill) still took ResNet-50's strided 3×3s 1.03–1.3× the time of
+///   4 × 7 (1 thread, in the network).
 /// tile_columns keeps P partial sums of kColumns columns: 4 under avx512
 /// (16 accumulators), 2 under avx2 (8 of 16 registers), 1 for sse2 and
 /// portable (their panel's 6 rows take two vectors there).
@@ -277,13 +321,14 @@ struct Kernels {
 /// shared; avx512 then ran 12 × 2): sum 16.4–18.8 ms avx512, 28.9–30.1 ms
 /// avx2, 82–89 ms sse2; e.g. the 128→512 1×1 at 28² ran at 95–125, 70–73
 /// and 21 GFLOP/s.
-template <class V, int R, int NV, int DV>
+template <class V, int R, int NV, int DV, int CV, int CP>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
                                                    typename Kernels<typename V::Scalar>::Tile columns,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_columns,
-                                                   void (*direct)(const DirectArgs<typename V::Scalar>&)) {
-    return {isa, R, V::lanes, NV, tile, narrow_tile, columns, narrow_columns, direct, DV};
+                                                   void (*direct)(const DirectArgs<typename V::Scalar>&),
+                                                   void (*channels)(const ChannelArgs<typename V::Scalar>&)) {
+    return {isa, R, V::lanes, NV, tile, narrow_tile, columns, narrow_columns, direct, DV, channels, CV, CP};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -293,27 +338,29 @@ Kernels<T> kernels_for(Isa isa) {
     if constexpr (std::is_same<T, float>::value) {
         switch (isa) {
             case Isa::Sse2:
-                return make_kernels<Sse2Vec, 6, 2, 3>(
+                return make_kernels<Sse2Vec, 6, 2, 3, 2, 6>(
                     isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, kNarrowRows, 2>,
-                    sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>);
+                    sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>,
+                    sse2::channels<Sse2Vec, 2, 6>);
             case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2, 3>(
+                return make_kernels<Avx2Vec, 6, 2, 3, 2, 6>(
                     isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
-                    avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>);
+                    avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
+                    avx2::channels<Avx2Vec, 2, 6>);
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 8, 3, 6>(
+                return make_kernels<Avx512Vec, 8, 3, 6, 4, 7>(
                     isa, avx512::tile<Avx512Vec, 8, 3>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
                     avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
-                    avx512::direct<Avx512Vec, 6>);
+                    avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>);
             default: break;
         }
     }
 #endif
     (void)isa;
-    return make_kernels<EigenVec<T>, 6, 2, 3>(
+    return make_kernels<EigenVec<T>, 6, 2, 3, 2, 6>(
         Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
         portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
-        portable::direct<EigenVec<T>, 3>);
+        portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

@@ -51,7 +51,7 @@ class Conv2d {
 public:
     /// Auto: by layer shape (below). The others force a path (the Winograd
     /// ones throw unless 3×3 s1 p1 d1 ungrouped; Direct, above 8×8).
-    enum class Algorithm { Auto, Im2col, Winograd4x4, Winograd2x2, Direct };
+    enum class Algorithm { Auto, Im2col, Winograd4x4, Winograd2x2, Direct, DirectChannels };
 
     Conv2d() = default;
     /// weight: [Cout, Cin/groups, k, k] (read here, laid out anew: the layer
@@ -71,9 +71,11 @@ public:
                 winograd::transform_weights(wino_m_, weight.data(), cout_, cin_));
             return;
         }
-        direct_ = runs_direct(algorithm);
-        if (direct_) {
-            packed_ = direct::pack_weights(weight.data(), cout_, cin_ / groups, k_, groups);
+        channels_ = runs_channels(algorithm);
+        direct_ = !channels_ && runs_direct(algorithm);
+        if (direct_ || channels_) {
+            packed_ = direct::pack_weights(weight.data(), cout_, cin_ / groups, k_, groups,
+                                           channels_ ? detail::kernels<T>().channel_block() : direct::kDirectRows);
             return;
         }
         const int R = detail::kernels<T>().panel_rows_for(group_out());
@@ -121,14 +123,17 @@ public:
     Algorithm algorithm() const { return algorithm_; }
     /// The Winograd output tile m of forward() (4 or 2), or 0: im2col + GEMM or direct.
     int winograd_tile() const { return wino_m_; }
-    /// Whether forward() runs the direct convolution (direct.hpp).
-    bool direct() const { return direct_; }
+    /// Whether forward() runs the direct convolution (direct.hpp), and
+    /// whether its channel-vector kernel.
+    bool direct() const { return direct_ || channels_; }
+    bool direct_channels() const { return channels_; }
 
     /// Elements of scratch needed for one image of h×w: one im2col band (0
     /// when the input is read in place), the Winograd transforms, or the
     /// direct convolution's prepared input.
     int64_t workspace_size(int h, int w) const {
         if (wino_m_) return winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w).total;
+        if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
         if (direct_) return direct_plan(h, w).total();
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
         if (reads_in_place(plane)) return 0;
@@ -142,6 +147,9 @@ public:
         if (wino_m_)
             return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
                                      bias_.data(), in, n, out, ep.residual, ep.relu, col, pool);
+        if (channels_)
+            return direct::forward_channels(direct_plan(h, w), stride_, packed_.data(), bias_.data(), in, n, out, ep.residual,
+                                            ep.relu, col, pool);
         if (direct_)
             return direct::forward(direct_plan(h, w), packed_.data(), bias_.data(), in, n, out, ep.residual, ep.relu,
                                    col, pool);
@@ -215,9 +223,29 @@ private:
         const bool few_inputs = groups_ > 1 || cin_ <= 4;
         return algorithm == Algorithm::Direct || (algorithm == Algorithm::Auto && few_inputs && direct::eligible(k_));
     }
+    /// DirectChannels: forced, or Auto's choice for the ungrouped layers
+    /// with a kernel wider than 1×1 that Winograd does not take (strided
+    /// 3×3s, 3×3s over 512 channels) and more than 4 input channels. Alone,
+    /// 1 thread, lower quartile of 180 calls against im2col + GEMM (AMD EPYC
+    /// family 26 model 2, AVX-512): ResNet-50's strided 3×3s 0.80, 0.91 and
+    /// 0.93× the time, Wide ResNet's 1024-channel 3×3 at 7² 0.93×; at 2
+    /// threads 0.78–0.88× and 0.81×. Not the 1×1 stride-2 downsamples
+    /// (1.12–1.35×: one tap per step, and the padded copy of a wide input)
+    /// nor the RGB stem (1.32×: its 147 steps per pass leave the transposed
+    /// store too large a share).
+    bool runs_channels(Algorithm algorithm) const {
+        if (algorithm == Algorithm::DirectChannels && (!direct::eligible(k_) || groups_ > 1))
+            detail::fail("Conv2d: the channel-vector direct convolution takes ungrouped kernels up to 8x8 (got ", k_,
+                         "x", k_, ", groups ", groups_, ")");
+        return algorithm == Algorithm::DirectChannels ||
+               (algorithm == Algorithm::Auto && groups_ == 1 && k_ > 1 && cin_ > 4 && direct::eligible(k_));
+    }
+    /// The channel-vector kernel broadcasts its inputs, so any stride reads
+    /// them in place: it prepares the input as for stride 1 (zero padding
+    /// only). The phase split cost layer2.0's 3×3 13% of its time.
     direct::Plan direct_plan(int h, int w) const {
-        return direct::Plan::make<T>(cin_, cout_, groups_, k_, stride_, pad_, dilation_, h, w, out_size(h),
-                                     out_size(w));
+        return direct::Plan::make<T>(cin_, cout_, groups_, k_, channels_ ? 1 : stride_, pad_, dilation_, h, w,
+                                     out_size(h), out_size(w));
     }
 
     /// Per group: output channels, and rows of the GEMM's B (im2col rows).
@@ -307,7 +335,7 @@ private:
     // layer share it. Exactly one of packed_ and wino_weight_ is set.
     std::shared_ptr<const Tensor<T>> wino_weight_;
     int wino_m_ = 0;
-    bool direct_ = false;
+    bool direct_ = false, channels_ = false;
 };
 
 }  // namespace resnet

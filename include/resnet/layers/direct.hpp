@@ -62,6 +62,8 @@ using resnet::detail::kDirectRows;
 
 constexpr int kMaxTaps = 64;     // kernels up to 8×8
 constexpr int kChunkBlocks = 8;  // blocks of flat positions per item
+constexpr int kChannelTiles = 16;   // tiles per item of forward_channels
+constexpr int kChannelDepth = 256;  // (channel, tap) steps per pass of forward_channels
 
 /// Whether a kernel of k×k can run here.
 inline bool eligible(int k) { return k * k <= kMaxTaps; }
@@ -103,11 +105,12 @@ struct Plan {
     int64_t total() const { return int64_t(cin) * channel_stride; }
 };
 
-/// Packs w = [Cout, Cin/groups, k, k] into per-group blocks of kDirectRows
-/// output channels, [group][block][channel][tap][row] (0 past the group's).
+/// Packs w = [Cout, Cin/groups, k, k] into per-group blocks of R output
+/// channels (kDirectRows, or the channel-vector kernel's block),
+/// [group][block][channel][tap][row] (0 past the group's).
 template <class T>
-Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups) {
-    const int per_group = cout / groups, R = kDirectRows, blocks = (per_group + R - 1) / R, taps = k * k;
+Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups, int R) {
+    const int per_group = cout / groups, blocks = (per_group + R - 1) / R, taps = k * k;
     Tensor<T> packed({groups, blocks, cin_per_group, taps, R});
     for (int g = 0; g < groups; ++g)
         for (int o = 0; o < per_group; ++o)
@@ -154,10 +157,18 @@ void prepare_channel(const Plan& p, const T* src, T* dst) {
     std::fill(dst + int64_t(s) * s * p.hq * p.wq, dst + p.channel_stride, T(0));
 }
 
+/// All channels of image x in prepared form at ws.
+template <class T>
+void prepare(const Plan& p, const T* x, T* ws, resnet::detail::ThreadPool& pool) {
+    pool.parallel_ranges(p.cin, [&](int64_t begin, int64_t end) {
+        for (int64_t c = begin; c < end; ++c) prepare_channel(p, x + c * p.h * p.w, ws + c * p.channel_stride);
+    });
+}
+
 }  // namespace detail
 
 /// in: n×Cin×h×w, out: n×Cout×ho×wo (+ residual of that shape, may be null),
-/// packed: pack_weights of the layer, ws: p.total() elements.
+/// packed: pack_weights(…, kDirectRows) of the layer, ws: p.total() elements.
 template <class T>
 void forward(const Plan& p, const T* packed, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
              T* ws, resnet::detail::ThreadPool& pool) {
@@ -165,11 +176,7 @@ void forward(const Plan& p, const T* packed, const T* bias, const T* in, int n, 
     const int cin_g = p.cin / p.groups, cout_g = p.cout / p.groups, taps = p.k * p.k, blocks = p.blocks();
     const int64_t plane = int64_t(p.ho) * p.wo, block_weights = int64_t(cin_g) * taps * kDirectRows;
     for (int img = 0; img < n; ++img) {
-        const T* x = in + int64_t(img) * p.cin * p.h * p.w;
-        pool.parallel_ranges(p.cin, [&](int64_t begin, int64_t end) {
-            for (int64_t c = begin; c < end; ++c)
-                detail::prepare_channel(p, x + c * p.h * p.w, ws + c * p.channel_stride);
-        });
+        detail::prepare(p, in + int64_t(img) * p.cin * p.h * p.w, ws, pool);
         const int64_t out_off = int64_t(img) * p.cout * plane;
         pool.parallel_for(int64_t(p.groups) * p.chunks, [&](int64_t item) {
             const int g = int(item / p.chunks), chunk = int(item % p.chunks);
@@ -184,6 +191,64 @@ void forward(const Plan& p, const T* packed, const T* bias, const T* in, int n, 
                                  packed + (int64_t(g) * blocks + b) * block_weights, vectors, out + at, plane,
                                  std::min(kDirectRows, cout_g - b * kDirectRows), p.wq, p.wo, p0, last, bias + o0,
                                  residual ? residual + at : nullptr, relu});
+                }
+            }
+        });
+    }
+}
+
+/// Scratch of forward_channels: the prepared input, then each item's sums.
+template <class T>
+int64_t channels_workspace(const Plan& p) {
+    const auto& kern = resnet::detail::kernels<T>();
+    const int64_t P = kern.channel_positions, B = kern.channel_block();
+    const int64_t tiles = (int64_t(p.ho) * p.wo + P - 1) / P, chunks = (tiles + kChannelTiles - 1) / kChannelTiles;
+    return p.total() + (p.cout + B - 1) / B * chunks * kChannelTiles * P * B;
+}
+
+/// The channel-vector kernel (groups = 1), for p prepared as stride 1 and
+/// the layer's `stride`: output (y, x) reads flat position (y·wq + x)·stride
+/// of the padded planes. The prepared input, then one
+/// item per (block of Kernels::channel_block() output channels, chunk of
+/// kChannelTiles tiles), blocks outer. A tile is channel_positions
+/// consecutive output positions in row-major order (rows may wrap), the
+/// last one partial. An item runs its tiles pass by pass, each pass over
+/// ⌈kChannelDepth / k²⌉ input channels, so that the pass's weights are
+/// read from cache by every tile. packed: pack_weights(…, channel_block()),
+/// ws: channels_workspace(p) elements.
+template <class T>
+void forward_channels(const Plan& p, int stride, const T* packed, const T* bias, const T* in, int n, T* out, const T* residual,
+                      bool relu, T* ws, resnet::detail::ThreadPool& pool) {
+    const auto& kern = resnet::detail::kernels<T>();
+    const int B = kern.channel_block(), P = kern.channel_positions, taps = p.k * p.k;
+    const int blocks = (p.cout + B - 1) / B, depth = std::max(1, kChannelDepth / taps);
+    const int64_t plane = int64_t(p.ho) * p.wo, block_weights = int64_t(p.cin) * taps * B;
+    const int64_t tiles = (plane + P - 1) / P, chunks = (tiles + kChannelTiles - 1) / kChannelTiles;
+    T* sums = ws + p.total();
+    for (int img = 0; img < n; ++img) {
+        detail::prepare(p, in + int64_t(img) * p.cin * p.h * p.w, ws, pool);
+        const int64_t out_off = int64_t(img) * p.cout * plane;
+        pool.parallel_for(blocks * chunks, [&](int64_t item) {
+            const int b = int(item / chunks), o0 = b * B, rows = std::min(B, p.cout - o0);
+            const int64_t first = item % chunks * kChannelTiles, last = std::min(tiles, first + kChannelTiles);
+            const T* w = packed + b * block_weights;
+            T* item_sums = sums + item * kChannelTiles * P * B;
+            int pos[kChannelTiles][resnet::detail::kMaxChannelPositions];
+            for (int64_t tile = first; tile < last; ++tile) {
+                const int64_t q0 = tile * P, count = std::min<int64_t>(P, plane - q0);
+                for (int j = 0; j < P; ++j) {
+                    const int64_t q = q0 + std::min<int64_t>(j, count - 1);
+                    pos[tile - first][j] = int((q / p.wo * p.wq + q % p.wo) * stride);
+                }
+            }
+            for (int c0 = 0; c0 < p.cin; c0 += depth) {
+                const int channels = std::min(depth, p.cin - c0);
+                for (int64_t tile = first; tile < last; ++tile) {
+                    const int64_t q0 = tile * P, at = out_off + o0 * plane + q0;
+                    kern.channels({ws + c0 * p.channel_stride, p.channel_stride, channels, p.tap.data(), taps,
+                                   w + int64_t(c0) * taps * B, pos[tile - first], int(std::min<int64_t>(P, plane - q0)),
+                                   item_sums + (tile - first) * P * B, c0 == 0, c0 + channels == p.cin, out + at,
+                                   plane, rows, bias + o0, residual ? residual + at : nullptr, relu});
                 }
             }
         });
