@@ -1,6 +1,8 @@
 #pragma once
-// Direct convolution: no im2col, for layers whose im2col rows are few
-// (grouped convolutions, the 3-channel stem).
+// Direct convolution: no im2col. Two kernels over one prepared input: output
+// positions in the vector lanes (grouped convolutions, the 3-channel stem:
+// few im2col rows), and output channels in the vector lanes
+// (forward_channels: ungrouped layers wider than 1×1 off Winograd).
 #include <algorithm>
 #include <array>
 #include <cstdint>
