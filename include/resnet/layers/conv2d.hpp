@@ -225,14 +225,18 @@ private:
     }
     /// DirectChannels: forced, or Auto's choice for the ungrouped layers
     /// with a kernel wider than 1×1 that Winograd does not take (strided
-    /// 3×3s, 3×3s over 512 channels) and more than 4 input channels. Alone,
-    /// 1 thread, lower quartile of 180 calls against im2col + GEMM (AMD EPYC
-    /// family 26 model 2, AVX-512): ResNet-50's strided 3×3s 0.80, 0.91 and
-    /// 0.93× the time, Wide ResNet's 1024-channel 3×3 at 7² 0.93×; at 2
-    /// threads 0.78–0.88× and 0.81×. Not the 1×1 stride-2 downsamples
-    /// (1.12–1.35×: one tap per step, and the padded copy of a wide input)
-    /// nor the RGB stem (1.32×: its 147 steps per pass leave the transposed
-    /// store too large a share).
+    /// 3×3s, 3×3s over 512 channels) and more than 4 input channels.
+    /// Alone, against im2col + GEMM (lower quartile of 180 calls, AMD EPYC
+    /// family 26 model 2, AVX-512, g++ 12 -O3): ResNet-50's strided 3×3s
+    /// 0.92–0.97× the time at 1 thread, 0.83–0.94× at 2. In the network
+    /// (two models alternating in one process) that is within noise at -O3:
+    /// ResNet-50 1.004× at 1 thread and 0.994–0.999× at 2, ResNet-18
+    /// 1.008× and 1.005×, Wide ResNet-50-2 1.000× and 0.978×. At -O2, where
+    /// GCC leaves im2col's loops scalar, ResNet-50 0.987–0.991× and
+    /// 0.976–0.999×, Wide ResNet-50-2 0.972× and 0.979×. Not the 1×1
+    /// stride-2 downsamples (1.12–1.35×: one tap per step, and the padded
+    /// copy of a wide input) nor the RGB stem (1.3×: its 147 steps per pass
+    /// leave the transposed store too large a share).
     bool runs_channels(Algorithm algorithm) const {
         if (algorithm == Algorithm::DirectChannels && (!direct::eligible(k_) || groups_ > 1))
             detail::fail("Conv2d: the channel-vector direct convolution takes ungrouped kernels up to 8x8 (got ", k_,
