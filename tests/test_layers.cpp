@@ -451,15 +451,19 @@ TEMPLATE_TEST_CASE("BatchNorm folded into the conv matches PyTorch's conv → BN
     }
 }
 
-TEST_CASE("MaxPool2d pads with -inf, as PyTorch does, or with 0, as Keras' ZeroPadding2D does", "[layers]") {
+// Exact in float too: rounding to float preserves order, so the max of the
+// rounded inputs is the rounded max.
+TEMPLATE_TEST_CASE("MaxPool2d pads with -inf, as PyTorch does, or with 0, as Keras' ZeroPadding2D does", "[layers]",
+                   float, double) {
     for (int i = 0; i < case_count("maxpool"); ++i) {
         const std::string p = "maxpool" + std::to_string(i) + ".";
-        const auto x = op(p + "x"), params = op(p + "params");
+        const auto x = op<TestType>(p + "x");
+        const auto params = op(p + "params");
         const int h = int(x.dim(2)), w = int(x.dim(3));
         for (const bool zero_pad : {false, true}) {
-            const auto ref = op(p + (zero_pad ? "y_zero_pad" : "y"));
+            const auto ref = op<TestType>(p + (zero_pad ? "y_zero_pad" : "y"));
             const resnet::MaxPool2d pool{int(params[0]), int(params[1]), int(params[2]), zero_pad};
-            Tensor<double> y({x.dim(0), x.dim(1), pool.out_size(h), pool.out_size(w)});
+            Tensor<TestType> y({x.dim(0), x.dim(1), pool.out_size(h), pool.out_size(w)});
             resnet::detail::ThreadPool threads(2);
             pool.forward(x.data(), x.dim(0) * x.dim(1), h, w, y.data(), threads);
             INFO("maxpool case " << i << (zero_pad ? ", zero padding" : ""));
@@ -470,7 +474,7 @@ TEST_CASE("MaxPool2d pads with -inf, as PyTorch does, or with 0, as Keras' ZeroP
         }
     }
     const resnet::MaxPool2d too_big{3, 2, 0};
-    Tensor<double> x({1, 1, 2, 2}), y({1, 1, 1, 1});
+    Tensor<TestType> x({1, 1, 2, 2}), y({1, 1, 1, 1});
     resnet::detail::ThreadPool threads(1);
     CHECK_THROWS_WITH(too_big.forward(x.data(), 1, 2, 2, y.data(), threads),
                       Catch::Contains("kernel 3 stride 2 pad 0 on a 2x2 input"));

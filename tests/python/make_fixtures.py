@@ -123,7 +123,8 @@ def op_cases():
                       f"convbn{i}.y": y})
     # Inputs shifted negative so that zero padding would change border maxima.
     for i, (k, s, p, h, w) in enumerate([(3, 2, 1, 112, 112), (3, 2, 1, 9, 12), (2, 2, 0, 7, 7), (3, 1, 1, 5, 6),
-                                         (3, 3, 1, 8, 10), (3, 2, 1, 2, 2), (1, 1, 0, 3, 4)]):
+                                         (3, 3, 1, 8, 10), (3, 2, 1, 2, 2), (1, 1, 0, 3, 4), (3, 2, 1, 5, 75),
+                                         (5, 2, 2, 6, 67), (2, 2, 1, 4, 40)]):
         x = rand(2, 3, h, w) - 10.0
         cases.update({f"maxpool{i}.x": x, f"maxpool{i}.params": torch.tensor([k, s, p], dtype=torch.float64),
                       f"maxpool{i}.y": F.max_pool2d(x, k, s, p),

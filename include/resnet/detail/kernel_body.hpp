@@ -339,6 +339,51 @@ RESNET_KERNEL_ATTR void channels(const ChannelArgs<typename V::Scalar>& d) {
     }
 }
 
+// --- Max pooling (Kernels::rows_max, windows_max2; layers/pool.hpp) ---------
+
+/// dst[x] = max_{i<n} src[i·stride + x] for x < w (n ≥ 1).
+template <class V>
+RESNET_KERNEL_ATTR void rows_max(const typename V::Scalar* src, int64_t stride, int n, int w,
+                                 typename V::Scalar* dst) {
+    using T = typename V::Scalar;
+    constexpr int L = V::lanes;
+    int x = 0;
+    for (; x + L <= w; x += L) {
+        typename V::type m = V::load(src + x);
+        for (int i = 1; i < n; ++i) m = V::max(m, V::load(src + i * stride + x));
+        V::store(dst + x, m);
+    }
+    for (; x < w; ++x) {
+        T m = src[x];
+        for (int i = 1; i < n; ++i) m = std::max(m, src[i * stride + x]);
+        dst[x] = m;
+    }
+}
+
+/// dst[ox] = max_{t<k} c[2·ox − pad + t] for ox in [lo, hi), each window
+/// inside c. A vector of outputs is the even lanes of two vectors of
+/// h[x] = max_t c[x − pad + t] at x = 2·ox, …: contiguous loads, no gather.
+template <class V>
+RESNET_KERNEL_ATTR void windows_max2(const typename V::Scalar* c, int k, int pad, int lo, int hi,
+                                     typename V::Scalar* dst) {
+    using T = typename V::Scalar;
+    constexpr int L = V::lanes;
+    int ox = lo;
+    // The second vector's last lane reads one element past the last window.
+    for (; ox + L < hi; ox += L) {
+        const T* p = c + 2 * ox - pad;
+        typename V::type a = V::load(p), b = V::load(p + L);
+        for (int t = 1; t < k; ++t) a = V::max(a, V::load(p + t)), b = V::max(b, V::load(p + L + t));
+        V::store(dst + ox, V::even(a, b));
+    }
+    for (; ox < hi; ++ox) {
+        const T* p = c + 2 * ox - pad;
+        T m = p[0];
+        for (int t = 1; t < k; ++t) m = std::max(m, p[t]);
+        dst[ox] = m;
+    }
+}
+
 // --- Winograd F(m×m, 3×3) transforms (matrices and contract: winograd.hpp) --
 
 /// o_i = (Bᵀ d)_i on L tiles side by side: d_j at s[j·ss + l], o_i to o[i·os + l].

@@ -147,6 +147,12 @@ struct EigenVec {
     static type fma(const type& a, const type& b, const type& c) { return c + a * b; }
     static type add(const type& a, const type& b) { return a + b; }
     static type max(const type& a, const type& b) { return a.max(b); }
+    /// The even lanes of a, then those of b.
+    static type even(const type& a, const type& b) {
+        type x;
+        for (int i = 0; i < lanes / 2; ++i) x[i] = a[2 * i], x[lanes / 2 + i] = b[2 * i];
+        return x;
+    }
 };
 
 }  // namespace resnet::detail
@@ -172,7 +178,7 @@ struct EigenVec {
 #if RESNET_X86_DISPATCH
 namespace resnet::detail {
 
-#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr, gather_members)          \
+#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr, even_expr, gather_members) \
     struct Name {                                                                                     \
         using Scalar = float;                                                                         \
         using type = reg;                                                                             \
@@ -187,6 +193,8 @@ namespace resnet::detail {
         __attribute__((target(tgt), always_inline)) static type fma(type a, type b, type c) { return fma_expr; } \
         __attribute__((target(tgt), always_inline)) static type add(type a, type b) { return suffix##add_ps(a, b); } \
         __attribute__((target(tgt), always_inline)) static type max(type a, type b) { return max_expr; } \
+        /* the even lanes of a, then those of b */                                                    \
+        __attribute__((target(tgt), always_inline)) static type even(type a, type b) { return even_expr; } \
     };
 // gathers: whether the set has a gather instruction, gather(p, idx, add,
 // mask): lane l = p[idx[l] + add] if bit l of mask is set, else 0 (nothing read).
@@ -199,9 +207,11 @@ namespace resnet::detail {
 #define RESNET_AVX2_LANE_BITS _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)
 RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b),
                _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f),
-               static constexpr bool gathers = false;)
+               _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), static constexpr bool gathers = false;)
 RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b),
                _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))),
+               _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                                      _MM_SHUFFLE(3, 1, 2, 0))),
                RESNET_X86_GATHER("avx2,fma",
                                  _mm256_mask_i32gather_ps(
                                      _mm256_setzero_ps(), p,
@@ -215,6 +225,7 @@ RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c)
 // one's undefined pass-through operand may be used uninitialized.)
 RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_ps(a, b, c),
                _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p),
+               _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b),
                RESNET_X86_GATHER("avx512f,avx2,fma",
                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(mask),
                                                           _mm512_add_epi32(_mm512_loadu_si512(idx),
@@ -289,6 +300,11 @@ struct Kernels {
     /// channel_vectors·lanes output channels × channel_positions positions.
     void (*channels)(const ChannelArgs<T>&);
     int channel_vectors, channel_positions;
+    /// Max pooling (layers/pool.hpp): rows_max(src, stride, n, w, dst):
+    /// dst[x] = max_{i<n} src[i·stride + x], x < w; windows_max2(c, k, pad,
+    /// lo, hi, dst): dst[ox] = max_{t<k} c[2·ox − pad + t], ox in [lo, hi).
+    void (*rows_max)(const T*, int64_t, int, int, T*);
+    void (*windows_max2)(const T*, int, int, int, int, T*);
     int channel_block() const { return channel_vectors * lanes; }
 };
 
@@ -327,8 +343,11 @@ constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typ
                                                    typename Kernels<typename V::Scalar>::Tile columns,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_columns,
                                                    void (*direct)(const DirectArgs<typename V::Scalar>&),
-                                                   void (*channels)(const ChannelArgs<typename V::Scalar>&)) {
-    return {isa, R, V::lanes, NV, tile, narrow_tile, columns, narrow_columns, direct, DV, channels, CV, CP};
+                                                   void (*channels)(const ChannelArgs<typename V::Scalar>&),
+                                                   decltype(Kernels<typename V::Scalar>::rows_max) rows_max,
+                                                   decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2) {
+    return {isa,      R,  V::lanes, NV, tile,     narrow_tile, columns, narrow_columns, direct, DV,
+            channels, CV, CP,       rows_max, windows_max2};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -341,17 +360,20 @@ Kernels<T> kernels_for(Isa isa) {
                 return make_kernels<Sse2Vec, 6, 2, 3, 2, 6>(
                     isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, kNarrowRows, 2>,
                     sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>,
-                    sse2::channels<Sse2Vec, 2, 6>);
+                    sse2::channels<Sse2Vec, 2, 6>,
+                    sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>);
             case Isa::Avx2:
                 return make_kernels<Avx2Vec, 6, 2, 3, 2, 6>(
                     isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
-                    avx2::channels<Avx2Vec, 2, 6>);
+                    avx2::channels<Avx2Vec, 2, 6>,
+                    avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>);
             case Isa::Avx512:
                 return make_kernels<Avx512Vec, 8, 3, 6, 4, 7>(
                     isa, avx512::tile<Avx512Vec, 8, 3>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
                     avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
-                    avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>);
+                    avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>,
+                    avx512::rows_max<Avx512Vec>, avx512::windows_max2<Avx512Vec>);
             default: break;
         }
     }
@@ -360,7 +382,8 @@ Kernels<T> kernels_for(Isa isa) {
     return make_kernels<EigenVec<T>, 6, 2, 3, 2, 6>(
         Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
         portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
-        portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>);
+        portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>,
+                    portable::rows_max<EigenVec<T>>, portable::windows_max2<EigenVec<T>>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

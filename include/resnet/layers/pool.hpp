@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../detail/kernels.hpp"
 #include "../detail/thread_pool.hpp"
 #include "../error.hpp"
 
@@ -40,23 +41,24 @@ struct MaxPool2d {
 private:
     /// One plane, src h×w → dst Ho×Wo; cmax: w elements of scratch.
     /// Separable: each output row takes the column-wise max of its input rows
-    /// (contiguous, so it vectorizes), then the max along each window of
-    /// that; max is exact, so this equals the 2-D window's. ResNet-50's pool
-    /// (64 × 112² → 56², 1 thread, best of 30, Intel Xeon family 6 model 207,
-    /// busy): 0.7 ms vs 1.5–2.8 ms for the direct 2-D loop.
+    /// (contiguous vectors), then the max along each window of that; max is
+    /// exact, so this equals the 2-D window's. ResNet-50's pool (64 × 112² →
+    /// 56², 1 thread, best of 30, Intel Xeon family 6 model 207, busy): 0.7
+    /// ms vs 1.5–2.8 ms for the direct 2-D loop. Both steps run the kernels
+    /// of the process's instruction set (detail/kernel_body.hpp), not loops
+    /// left to the auto-vectorizer: median of 60 calls, 1 thread, AMD EPYC
+    /// family 26 model 2, 204 µs at -O3 (SSE2 loops) and 485 µs at -O2
+    /// (scalar) became 131 and 139 µs (AVX-512; AVX2 123, SSE2 166).
     template <class T>
     void forward_plane(const T* src, int h, int w, T* dst, T* cmax) const {
+        const auto& kern = detail::kernels<T>();
         const int ho = out_size(h), wo = out_size(w);
         // Outputs [lo, hi) have their whole window inside the row.
         const int lo = std::min(wo, (pad + stride - 1) / stride);
         const int hi = std::max(lo, std::min(wo, w - kernel + pad < 0 ? 0 : (w - kernel + pad) / stride + 1));
         for (int oy = 0; oy < ho; ++oy, dst += wo) {
             const int y0 = std::max(oy * stride - pad, 0), y1 = std::min(oy * stride - pad + kernel, h);
-            std::copy(src + int64_t(y0) * w, src + int64_t(y0 + 1) * w, cmax);
-            for (int y = y0 + 1; y < y1; ++y) {
-                const T* row = src + int64_t(y) * w;
-                for (int x = 0; x < w; ++x) cmax[x] = std::max(cmax[x], row[x]);
-            }
+            kern.rows_max(src + int64_t(y0) * w, w, y1 - y0, w, cmax);
             const bool rows_clipped = y1 - y0 < kernel;
             const auto border = [&](int ox) {
                 const int x0 = std::max(ox * stride - pad, 0), x1 = std::min(ox * stride - pad + kernel, w);
@@ -66,28 +68,22 @@ private:
             };
             for (int ox = 0; ox < lo; ++ox) border(ox);
             for (int ox = hi; ox < wo; ++ox) border(ox);
-            window_max(cmax, lo, hi, dst);
+            if (stride == 2)
+                kern.windows_max2(cmax, kernel, pad, lo, hi, dst);
+            else
+                window_max(cmax, lo, hi, dst);
             if (zero_pad && rows_clipped)
                 for (int ox = lo; ox < hi; ++ox) dst[ox] = std::max(dst[ox], T(0));
         }
     }
 
-    /// dst[ox] = max of cmax over ox's window, for ox in [lo, hi) (whole windows).
-    /// Tap by tap over all outputs, with stride 2 (ResNet's) a constant, so the
-    /// loops vectorize: ResNet-50's pool (64 × 112² → 56², 1 thread, median
-    /// of 50 calls, 3 interleaved runs, Intel Xeon family 6 model 207) took
-    /// 0.30–0.33 ms instead of 0.69–0.71 ms with a loop per window.
+    /// dst[ox] = max of cmax over ox's window, for ox in [lo, hi) (whole
+    /// windows), any stride (stride 2, ResNet's: Kernels::windows_max2).
     template <class T>
     void window_max(const T* cmax, int lo, int hi, T* dst) const {
-        const auto taps = [&](auto s) {
-            for (int ox = lo; ox < hi; ++ox) dst[ox] = cmax[int64_t(ox) * s - pad];
-            for (int t = 1; t < kernel; ++t)
-                for (int ox = lo; ox < hi; ++ox) dst[ox] = std::max(dst[ox], cmax[int64_t(ox) * s - pad + t]);
-        };
-        if (stride == 2)
-            taps(std::integral_constant<int, 2>());
-        else
-            taps(stride);
+        for (int ox = lo; ox < hi; ++ox) dst[ox] = cmax[int64_t(ox) * stride - pad];
+        for (int t = 1; t < kernel; ++t)
+            for (int ox = lo; ox < hi; ++ox) dst[ox] = std::max(dst[ox], cmax[int64_t(ox) * stride - pad + t]);
     }
 };
 
