@@ -487,17 +487,22 @@ TEST_CASE("Global average pool and Linear match PyTorch", "[layers]") {
     resnet::GlobalPool{}.forward(x.data(), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3), y.data(), threads);
     CHECK(max_abs_diff(y, ref) < 1e-12);
 
-    const resnet::Linear<double> fc(op("linear.w"), op("linear.b"));
-    const auto in = op("linear.x"), expected = op("linear.y");
-    Tensor<double> out({in.dim(0), fc.out_features()});
-    fc.forward(in.data(), in.dim(0), out.data(), threads);
-    CHECK(max_abs_diff(out, expected) < 1e-12);
-    for (int n : {1, 3}) {  // blocks of outputs spread over the threads: the same bits
-        resnet::detail::ThreadPool other(n);
-        Tensor<double> again({in.dim(0), fc.out_features()});
-        fc.forward(in.data(), in.dim(0), again.data(), other);
-        CHECK(max_abs_diff(again, out) == 0.0);
-    }
-    // fc is not square here, so a transposed weight could not even be applied.
-    CHECK(fc.in_features() != fc.out_features());
+    const auto linear = [&](auto zero, double tol) {  // 20 inputs: one vector and a scalar tail in float
+        using T = decltype(zero);
+        const resnet::Linear<T> fc(op<T>("linear.w"), op<T>("linear.b"));
+        const auto in = op<T>("linear.x");
+        Tensor<T> out({in.dim(0), fc.out_features()});
+        fc.forward(in.data(), in.dim(0), out.data(), threads);
+        CHECK(max_abs_diff(out, op("linear.y")) < tol);
+        // fc is not square here, so a transposed weight could not even be applied.
+        CHECK(fc.in_features() != fc.out_features());
+        for (int n : {1, 3}) {  // blocks of outputs spread over the threads: the same bits
+            resnet::detail::ThreadPool other(n);
+            Tensor<T> again({in.dim(0), fc.out_features()});
+            fc.forward(in.data(), in.dim(0), again.data(), other);
+            CHECK(max_abs_diff(again, out) == 0.0);
+        }
+    };
+    linear(0.0, 1e-12);
+    linear(0.f, 1e-5);
 }

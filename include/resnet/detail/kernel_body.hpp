@@ -339,6 +339,42 @@ RESNET_KERNEL_ATTR void channels(const ChannelArgs<typename V::Scalar>& d) {
     }
 }
 
+// --- Dot products of weight rows (Kernels::dot_rows; layers/linear.hpp) ----
+
+/// out[r] = Σ_{f<F} w[r·F + f] · x[f] for r < rows: four rows at a time,
+/// four streams from memory; each row's lanes summed in order, then the
+/// scalar tail.
+template <class V>
+RESNET_KERNEL_ATTR void dot_rows(const typename V::Scalar* w, int64_t F, const typename V::Scalar* x, int rows,
+                                 typename V::Scalar* out) {
+    using T = typename V::Scalar;
+    using X = typename V::type;
+    constexpr int L = V::lanes, N = 4;
+    const int64_t whole = F / L * L;
+    for (int r0 = 0; r0 < rows; r0 += N) {
+        const int n = std::min(N, rows - r0);
+        X acc[N];
+        RESNET_UNROLL_ALL
+        for (int i = 0; i < N; ++i) acc[i] = V::zero();
+        const T* wr = w + int64_t(r0) * F;
+        for (int64_t f = 0; f < whole; f += L) {
+            const X xv = V::load(x + f);
+            RESNET_UNROLL_ALL
+            for (int i = 0; i < N; ++i)
+                if (i < n) acc[i] = V::fma(V::load(wr + i * F + f), xv, acc[i]);
+        }
+        alignas(64) T lanes[N][L];
+        RESNET_UNROLL_ALL
+        for (int i = 0; i < N; ++i) V::store(lanes[i], acc[i]);
+        for (int i = 0; i < n; ++i) {
+            T sum = lanes[i][0];
+            for (int l = 1; l < L; ++l) sum += lanes[i][l];
+            for (int64_t f = whole; f < F; ++f) sum += wr[i * F + f] * x[f];
+            out[r0 + i] = sum;
+        }
+    }
+}
+
 // --- Max pooling (Kernels::rows_max, windows_max2; layers/pool.hpp) ---------
 
 /// dst[x] = max_{i<n} src[i·stride + x] for x < w (n ≥ 1).

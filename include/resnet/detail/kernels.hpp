@@ -305,6 +305,8 @@ struct Kernels {
     /// lo, hi, dst): dst[ox] = max_{t<k} c[2·ox − pad + t], ox in [lo, hi).
     void (*rows_max)(const T*, int64_t, int, int, T*);
     void (*windows_max2)(const T*, int, int, int, int, T*);
+    /// dot_rows(w, F, x, rows, out): out[r] = Σ_f w[r·F + f]·x[f] (Linear).
+    void (*dot_rows)(const T*, int64_t, const T*, int, T*);
     int channel_block() const { return channel_vectors * lanes; }
 };
 
@@ -345,9 +347,10 @@ constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typ
                                                    void (*direct)(const DirectArgs<typename V::Scalar>&),
                                                    void (*channels)(const ChannelArgs<typename V::Scalar>&),
                                                    decltype(Kernels<typename V::Scalar>::rows_max) rows_max,
-                                                   decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2) {
-    return {isa,      R,  V::lanes, NV, tile,     narrow_tile, columns, narrow_columns, direct, DV,
-            channels, CV, CP,       rows_max, windows_max2};
+                                                   decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2,
+                                                   decltype(Kernels<typename V::Scalar>::dot_rows) dot_rows) {
+    return {isa,      R,  V::lanes, NV,       tile,         narrow_tile, columns, narrow_columns, direct, DV,
+            channels, CV, CP,       rows_max, windows_max2, dot_rows};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -361,19 +364,19 @@ Kernels<T> kernels_for(Isa isa) {
                     isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, kNarrowRows, 2>,
                     sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>,
                     sse2::channels<Sse2Vec, 2, 6>,
-                    sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>);
+                    sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>, sse2::dot_rows<Sse2Vec>);
             case Isa::Avx2:
                 return make_kernels<Avx2Vec, 6, 2, 3, 2, 6>(
                     isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
                     avx2::channels<Avx2Vec, 2, 6>,
-                    avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>);
+                    avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>, avx2::dot_rows<Avx2Vec>);
             case Isa::Avx512:
                 return make_kernels<Avx512Vec, 8, 3, 6, 4, 7>(
                     isa, avx512::tile<Avx512Vec, 8, 3>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
                     avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
                     avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>,
-                    avx512::rows_max<Avx512Vec>, avx512::windows_max2<Avx512Vec>);
+                    avx512::rows_max<Avx512Vec>, avx512::windows_max2<Avx512Vec>, avx512::dot_rows<Avx512Vec>);
             default: break;
         }
     }
@@ -383,7 +386,7 @@ Kernels<T> kernels_for(Isa isa) {
         Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
         portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
         portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>,
-                    portable::rows_max<EigenVec<T>>, portable::windows_max2<EigenVec<T>>);
+                    portable::rows_max<EigenVec<T>>, portable::windows_max2<EigenVec<T>>, portable::dot_rows<EigenVec<T>>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).
