@@ -148,8 +148,8 @@ public:
             return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
                                      bias_.data(), in, n, out, ep.residual, ep.relu, col, pool);
         if (channels_)
-            return direct::forward_channels(direct_plan(h, w), stride_, packed_.data(), bias_.data(), in, n, out, ep.residual,
-                                            ep.relu, col, pool);
+            return direct::forward_channels(direct_plan(h, w), stride_, packed_.data(), bias_.data(), in, n, out,
+                                            ep.residual, ep.relu, col, pool);
         if (direct_)
             return direct::forward(direct_plan(h, w), packed_.data(), bias_.data(), in, n, out, ep.residual, ep.relu,
                                    col, pool);

@@ -210,17 +210,17 @@ int64_t channels_workspace(const Plan& p) {
 
 /// The channel-vector kernel (groups = 1), for p prepared as stride 1 and
 /// the layer's `stride`: output (y, x) reads flat position (y·wq + x)·stride
-/// of the padded planes. The prepared input, then one
-/// item per (block of Kernels::channel_block() output channels, chunk of
-/// kChannelTiles tiles), blocks outer. A tile is channel_positions
+/// of the padded planes. The prepared input, then one item per (block of
+/// Kernels::channel_block() output channels, chunk of kChannelTiles tiles),
+/// blocks outer. A tile is channel_positions
 /// consecutive output positions in row-major order (rows may wrap), the
 /// last one partial. An item runs its tiles pass by pass, each pass over
 /// ⌈kChannelDepth / k²⌉ input channels, so that the pass's weights are
 /// read from cache by every tile. packed: pack_weights(…, channel_block()),
 /// ws: channels_workspace(p) elements.
 template <class T>
-void forward_channels(const Plan& p, int stride, const T* packed, const T* bias, const T* in, int n, T* out, const T* residual,
-                      bool relu, T* ws, resnet::detail::ThreadPool& pool) {
+void forward_channels(const Plan& p, int stride, const T* packed, const T* bias, const T* in, int n, T* out,
+                      const T* residual, bool relu, T* ws, resnet::detail::ThreadPool& pool) {
     const auto& kern = resnet::detail::kernels<T>();
     const int B = kern.channel_block(), P = kern.channel_positions, taps = p.k * p.k;
     const int blocks = (p.cout + B - 1) / B, depth = std::max(1, kChannelDepth / taps);
