@@ -385,8 +385,8 @@ Kernels<T> kernels_for(Isa isa) {
     return make_kernels<EigenVec<T>, 6, 2, 3, 2, 6>(
         Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
         portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
-        portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>,
-                    portable::rows_max<EigenVec<T>>, portable::windows_max2<EigenVec<T>>, portable::dot_rows<EigenVec<T>>);
+        portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>, portable::rows_max<EigenVec<T>>,
+        portable::windows_max2<EigenVec<T>>, portable::dot_rows<EigenVec<T>>);
 }
 
 /// The process's kernels for T, chosen at the first call (isa.hpp).

@@ -44,13 +44,15 @@ struct Epilogue {
 /// Ungrouped 3×3 stride-1 pad-1 convolutions may instead run Winograd
 /// F(m×m, 3×3) (winograd.hpp); such a layer keeps only the transformed
 /// weights. Grouped layers and those of at most 4 input channels run a
-/// direct convolution (direct.hpp), with its own weight layout, unless
-/// Algorithm::Im2col forces the GEMM.
+/// direct convolution (direct.hpp), with its own weight layout; the other
+/// ungrouped layers wider than 1×1 that Winograd does not take run its
+/// channel-vector kernel (runs_channels); Algorithm::Im2col forces the GEMM.
 template <class T>
 class Conv2d {
 public:
     /// Auto: by layer shape (below). The others force a path (the Winograd
-    /// ones throw unless 3×3 s1 p1 d1 ungrouped; Direct, above 8×8).
+    /// ones throw unless 3×3 s1 p1 d1 ungrouped; Direct above 8×8;
+    /// DirectChannels above 8×8 or grouped).
     enum class Algorithm { Auto, Im2col, Winograd4x4, Winograd2x2, Direct, DirectChannels };
 
     Conv2d() = default;
@@ -130,7 +132,8 @@ public:
 
     /// Elements of scratch needed for one image of h×w: one im2col band (0
     /// when the input is read in place), the Winograd transforms, or the
-    /// direct convolution's prepared input.
+    /// direct convolution's prepared input (+ the channel-vector kernel's
+    /// partial sums).
     int64_t workspace_size(int h, int w) const {
         if (wino_m_) return winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w).total;
         if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
@@ -196,8 +199,8 @@ private:
     /// 0.888× (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957×
     /// and 0.978×, but 3.8 MiB more, over the 150 MB. Layer3 on im2col
     /// instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 25 MiB
-    /// more. Wider layers (Wide ResNet's layer4, 1024 channels) stay on
-    /// im2col: F(2×2) would add 28 MiB per layer. Grouped layers stay off
+    /// more. Wider layers (Wide ResNet's layer4, 1024 channels) stay off
+    /// Winograd (runs_channels takes them): F(2×2) would add 28 MiB per layer. Grouped layers stay off
     /// Winograd (they run direct: runs_direct): their per-group products are
     /// small, and Winograd would not cut the per-channel transforms.
     int winograd_tile_for(Algorithm algorithm) const {

@@ -2,7 +2,6 @@
 // MaxPool2d, and global average / max pooling.
 #include <algorithm>
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "../detail/kernels.hpp"
