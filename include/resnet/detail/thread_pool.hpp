@@ -36,12 +36,13 @@
 // starts over from its own share. Before, a worker often entered while
 // only the caller's slot 0 was published, or was still stealing when the
 // next step opened, took item 0, and the two threads alternated on slot 0
-// for the rest of the step: a Winograd layer's input transform then wrote
-// half of each chunk's V on the other core (ResNet-50's 64-channel 3×3 at
-// 56², alone: 2 threads 1.17–1.37× the 1-thread speed, 1.44–1.56× with
-// this). ResNet-50 at 2 threads, forward() calls alternating with the old
-// order in one process (3 × 30 pairs, AMD EPYC family 26 model 2): medians
-// of per-pair ratios 0.969–0.988.
+// for the rest of the step (1382–1650 of the 2000 two-item steps of the
+// test "each thread starts on its own share"). A Winograd layer's input
+// transform then wrote half of each chunk's V on the other core
+// (ResNet-50's 64-channel 3×3 at 56², alone: 2 threads 1.17–1.37× the
+// 1-thread speed, 1.44–1.56× with this). ResNet-50 at 2 threads, forward()
+// calls alternating with the old order in one process (3 × 30 pairs, AMD
+// EPYC family 26 model 2): medians of per-pair ratios 0.969–0.988.
 //
 // Narrowing. That item can still cost the OS's whole time slice: with one
 // core of two busy elsewhere, ResNet-50 at 2 threads took 1.09–1.13× its
