@@ -368,8 +368,8 @@ TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by la
     };
     CHECK(conv(8, 1, 1, 1).algorithm() == Algo<float>::Auto);
     CHECK(conv(8, 1, 1, 1).winograd_tile() == 4);
-    CHECK(conv(64, 1, 1, 1).winograd_tile() == 4);
-    CHECK(conv(65, 1, 1, 1).winograd_tile() == 2);
+    CHECK(conv(128, 1, 1, 1).winograd_tile() == 4);
+    CHECK(conv(129, 1, 1, 1).winograd_tile() == 2);
     CHECK(conv(512, 1, 1, 1).winograd_tile() == 2);
     CHECK(conv(513, 1, 1, 1).winograd_tile() == 0);
     CHECK(conv(8, 2, 1, 1).winograd_tile() == 0);  // stride 2

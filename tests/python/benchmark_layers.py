@@ -61,7 +61,7 @@ def expected_path(cin, cout, k, stride, groups):
         return "direct"
     if k == 3 and stride == 1:
         width = max(cin, cout)
-        if width <= 64:
+        if width <= 128:
             return "winograd 4x4"
         if width <= 512:
             return "winograd 2x2"
