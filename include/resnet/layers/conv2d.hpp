@@ -185,28 +185,20 @@ public:
     }
 
 private:
-    /// Auto's choice, by the wider of Cin and Cout: F(4×4) up to 128 channels,
-    /// F(2×2) up to 512, the channel-vector kernel above. Each layer keeps either its im2col
-    /// weights or its Winograd transforms (16/9 of them for F(2×2), 4× for
-    /// F(4×4)), and ResNet-50 at 224² must stay within a 150 MB peak RSS
-    /// (float). Measured by running two models of the same weights in one
-    /// process, forward() calls alternating (medians of 30–40 pairs' ratios,
-    /// AMD EPYC family 26 model 2): F(2×2) for the 512-channel layers
-    /// (layer4's 3×3s at 7², on im2col before) and for the 128-channel ones
-    /// (layer2's at 28², F(4×4) before) took ResNet-50 0.962–0.966× the time
-    /// at 2 threads and 0.981–0.993× at 1 for +9.6 MiB (peak RSS 142.5 MiB);
-    /// ResNet-18 0.878× and 0.936× (+16.5 MiB), Wide ResNet-50-2 0.884× and
-    /// 0.888× (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957×
-    /// and 0.978×, but 3.8 MiB more, over the 150 MB then. Layer2 went back to
-    /// F(4×4) once blocks with an identity shortcut ran in place
-    /// (blocks.hpp), 1.5 MiB less: F(4×4) there took ResNet-50 0.970–0.979×
-    /// the time at 1 thread and 0.984–0.990× at 2 (2 × 25 pairs) for +3.2
-    /// MiB. Layer3 on im2col
-    /// instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 25 MiB
-    /// more. Wider layers (Wide ResNet's layer4, 1024 channels) stay off
-    /// Winograd (runs_channels takes them): F(2×2) would add 28 MiB per layer. Grouped layers stay off
-    /// Winograd (they run direct: runs_direct): their per-group products are
-    /// small, and Winograd would not cut the per-channel transforms.
+    /// Auto's choice, by the wider of Cin and Cout: F(4×4) up to 128 channels, F(2×2) up to 512, the channel-vector
+    /// kernel above. Each layer keeps either its im2col weights or its Winograd transforms (16/9 of them for F(2×2), 4×
+    /// for F(4×4)), and ResNet-50 at 224² must stay within a 150 MB peak RSS (float). Measured by running two models of
+    /// the same weights in one process, forward() calls alternating (medians of 30–40 pairs' ratios, AMD EPYC family 26
+    /// model 2): F(2×2) for the 512-channel layers (layer4's 3×3s at 7², on im2col before) and for the 128-channel ones
+    /// (layer2's at 28², F(4×4) before) took ResNet-50 0.962–0.966× the time at 2 threads and 0.981–0.993× at 1 for
+    /// +9.6 MiB (peak RSS 142.5 MiB); ResNet-18 0.878× and 0.936× (+16.5 MiB), Wide ResNet-50-2 0.884× and 0.888×
+    /// (+34.8 MiB). Layer4's alone, layer2 kept on F(4×4): 0.944–0.957× and 0.978×, but 3.8 MiB more, over the 150 MB
+    /// then. Layer2 went back to F(4×4) once blocks with an identity shortcut ran in place (blocks.hpp), 1.5 MiB less:
+    /// F(4×4) there took ResNet-50 0.970–0.979× the time at 1 thread and 0.984–0.990× at 2 (2 × 25 pairs) for +3.2 MiB.
+    /// Layer3 on im2col instead of F(2×2): 1.077× at 2 threads; on F(4×4): 0.994× for 25 MiB more. Wider layers (Wide
+    /// ResNet's layer4, 1024 channels) stay off Winograd (runs_channels takes them): F(2×2) would add 28 MiB per layer.
+    /// Grouped layers stay off Winograd (they run direct: runs_direct): their per-group products are small, and
+    /// Winograd would not cut the per-channel transforms.
     int winograd_tile_for(Algorithm algorithm) const {
         const bool eligible = winograd::eligible(k_, stride_, pad_, dilation_);
         const bool forced = algorithm == Algorithm::Winograd4x4 || algorithm == Algorithm::Winograd2x2;
