@@ -193,7 +193,10 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // with a few columns past whole vectors for tile_columns: 49 (ResNet's
     // 7×7: 48 and 1 under AVX-512, one vector and 1 under AVX2 and SSE2),
     // 84 (AVX-512: 48, then two vectors and 4) and 196 (14×14: AVX-512's 4
-    // strips and 4; SSE2: whole vectors).
+    // strips and 4; SSE2: whole vectors). A 1×1 of 600 channels into 16 at
+    // 20×20: k blocks, and at 3 threads items by columns (gemm(): more
+    // columns than rows, at least two strips per thread), as the 7×7 over a
+    // 5×210 plane and, under AVX2 and SSE2, 14×14 and 10×14 outputs.
     // The direct kernel runs the same shapes: partial blocks of output
     // channels, rows of 1–1904 flat positions, several chunks per group. So
     // does the channel-vector one where ungrouped: partial blocks of 8–64
@@ -211,7 +214,7 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
                             {1, 40, 30, 6, 8, 1, 1, 0, 1},    {2, 24, 20, 4, 6, 1, 1, 0, 2},
                             {2, 20, 30, 7, 7, 1, 1, 0, 1},    {1, 24, 24, 14, 14, 1, 1, 0, 1},
                             {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1},
-                            {1, 20, 150, 9, 13, 3, 2, 1, 1}};
+                            {1, 20, 150, 9, 13, 3, 2, 1, 1},  {1, 600, 16, 20, 20, 1, 1, 0, 1}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {
