@@ -295,9 +295,12 @@ RESNET_KERNEL_ATTR void channels(const ChannelArgs<typename V::Scalar>& d) {
     RESNET_UNROLL_ALL
     for (int j = 0; j < P; ++j) pos[j] = d.pos[j];
     const T* __restrict w = d.w;
+    constexpr int kLine = 64 / int(sizeof(T));
+    int fetched = 0;
     for (int c = 0; c < d.channels; ++c) {
         const T* __restrict xc = d.x + c * d.channel_stride;
         for (int t = 0; t < d.taps; ++t, w += B) {
+            if (fetched < d.fetch_lines) RESNET_PREFETCH(d.fetch, kLine * fetched++);
             const T* xt = xc + d.tap[t];
             X wv[NV];
             RESNET_UNROLL_ALL

@@ -107,6 +107,8 @@ constexpr int kMaxChannelPositions = 8;
 /// kernel's layout) unless `first`, and leaves them there unless `last`;
 /// the last one adds bias[o], residual[o·plane + j] (may be null), applies
 /// max(0, ·) if relu and stores to c[o·plane + j] for o < rows, j < positions.
+/// Meanwhile the (channel, tap) steps prefetch the cache lines from `fetch`
+/// on, one per step, fetch_lines of them at most (none if 0).
 template <class T>
 struct ChannelArgs {
     const T* x;  // the prepared input of the pass's first channel
@@ -125,6 +127,8 @@ struct ChannelArgs {
     const T* bias;
     const T* residual;
     bool relu;
+    const T* fetch;
+    int fetch_lines;
 };
 
 /// Portable vector: a fixed-size Eigen array of 32 bytes, which compiles to

@@ -253,12 +253,27 @@ void forward_channels(const Plan& p, int stride, const T* packed, const T* bias,
             }
             for (int c0 = 0; c0 < p.cin; c0 += depth) {
                 const int channels = std::min(depth, p.cin - c0);
+                // The weights of the next pass, or of the next item's first,
+                // prefetched by the tiles of this one, a share each: layer4's
+                // 9.4 MB come from DRAM. ResNet-50, forward() calls
+                // alternating in one process (medians of 30–40 pairs' ratios,
+                // 4 runs, AMD EPYC family 26 model 2): 0.990–0.994× the time
+                // at 2 threads, 1.000–1.001× at 1.
+                const bool more = c0 + channels < p.cin;
+                const T* next = more ? w + int64_t(c0 + channels) * taps * B
+                                     : item + 1 < blocks * chunks ? packed + (item + 1) / chunks * block_weights : nullptr;
+                const int64_t lines = next ? int64_t(std::min(depth, more ? p.cin - c0 - channels : p.cin)) * taps * B *
+                                                 int64_t(sizeof(T)) / 64
+                                           : 0;
+                const int64_t share = (lines + last - first - 1) / (last - first);
                 for (int64_t tile = first; tile < last; ++tile) {
-                    const int64_t q0 = tile * P, at = out_off + o0 * plane + q0;
+                    const int64_t q0 = tile * P, at = out_off + o0 * plane + q0, f0 = (tile - first) * share;
+                    const int fetch = int(std::clamp<int64_t>(lines - f0, 0, share));
                     kern.channels({ws + c0 * p.channel_stride, p.channel_stride, channels, p.tap.data(), taps,
                                    w + int64_t(c0) * taps * B, pos[tile - first], int(std::min<int64_t>(P, plane - q0)),
                                    item_sums + (tile - first) * P * B, c0 == 0, c0 + channels == p.cin, out + at,
-                                   plane, rows, bias + o0, residual ? residual + at : nullptr, relu});
+                                   plane, rows, bias + o0, residual ? residual + at : nullptr, relu,
+                                   fetch > 0 ? next + f0 * 64 / int64_t(sizeof(T)) : nullptr, fetch});
                 }
             }
         });
