@@ -130,8 +130,9 @@ public:
     bool direct() const { return direct_ || channels_; }
     bool direct_channels() const { return channels_; }
 
-    /// Elements of scratch needed for one image of h×w: one im2col band (0
-    /// when the input is read in place), the Winograd transforms, or the
+    /// Elements of scratch needed for one image of h×w: one im2col band
+    /// (when the input is read in place, the GEMM's partial sums of a depth
+    /// split instead: detail::gemm), the Winograd transforms, or the
     /// direct convolution's prepared input (+ the channel-vector kernel's
     /// partial sums).
     int64_t workspace_size(int h, int w) const {
@@ -139,7 +140,7 @@ public:
         if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
         if (direct_) return direct_plan(h, w).total();
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
-        if (reads_in_place(plane)) return 0;
+        if (reads_in_place(plane)) return groups_ == 1 ? detail::depth_split_size(cout_, krows(), plane) : 0;
         const int band = im2col_band(out_size(h), out_size(w));
         return groups_ * krows() * strips(int64_t(band) * out_size(w)) * strip();
     }
@@ -167,7 +168,8 @@ public:
             const T* res = ep.residual ? ep.residual + out_off : nullptr;
             if (reads_in_place(plane)) {
                 detail::gemm(packed_.data(), group_out(), krows(), x, plane, S, plane, out + out_off, plane,
-                             {bias_.data(), res, ep.relu}, pool, {groups_, a_group, krows() * plane});
+                             {bias_.data(), res, ep.relu}, pool, {groups_, a_group, krows() * plane},
+                             groups_ == 1 ? col : nullptr);
                 continue;
             }
             // Output rows [oy0, oy0 + band) at a time: one im2col band, one GEMM.
