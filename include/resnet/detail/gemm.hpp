@@ -253,9 +253,10 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
     });
 }
 
-/// Elements of gemm()'s `partial` for a product of rows × k, output row stride ldc.
+/// Elements of gemm()'s `partial` for a product of rows × k (k ≥ 1), output
+/// row stride ldc: a slice for each k block but the first.
 inline int64_t depth_split_size(int64_t rows, int64_t k, int64_t ldc) {
-    return (k + kGemmDepth - 1) / kGemmDepth > 1 ? ((k + kGemmDepth - 1) / kGemmDepth - 1) * rows * ldc : 0;
+    return (k - 1) / kGemmDepth * rows * ldc;
 }
 
 }  // namespace resnet::detail
