@@ -247,6 +247,7 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
             CHECK(close(run_conv(conv, x, 1, &res, false), with_res, tol));
             CHECK(close(run_conv(conv, x, 1, static_cast<const Tensor<TestType>*>(nullptr), true), plain, tol));
             CHECK(max_abs_diff(run_conv(conv, x, 3, &res, true), fused) == 0.0);
+            CHECK(max_abs_diff(run_conv(conv, x, 2, &res, false), run_conv(conv, x, 1, &res, false)) == 0.0);
             // The layer touches only the scratch it asked for.
             const int64_t ws = conv.workspace_size(s.h, s.w);
             Tensor<TestType> col({ws + 2}), y({s.n, s.cout, ho, wo});

@@ -240,15 +240,25 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
         }
     });
     if (!by_depth) return;
+    // Row by row, one partial sum at a time, then the bias (and ReLU): loops
+    // the compiler vectorizes. Element by element, over the partial sums in
+    // an inner loop, ran scalar: ResNet-50's 1024 → 256 1×1 at 14² alone
+    // took 278–280 instead of 254–261 µs at 2 threads; the network
+    // 0.991–0.995× the time (forward() calls alternating in one process,
+    // medians of 30 pairs' ratios, AMD EPYC family 26 model 2). Same
+    // additions, in the same order.
     pool.parallel_ranges(rows, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             T* row = c + r * ldc;
-            for (int64_t j = 0; j < cols; ++j) {
-                T y = row[j];
-                for (int64_t i = 1; i < splits; ++i) y += partial[((i - 1) * rows + r) * ldc + j];
-                y += ops.bias[r];
-                row[j] = ops.relu ? std::max(y, T(0)) : y;
+            for (int64_t i = 1; i < splits; ++i) {
+                const T* sum = partial + ((i - 1) * rows + r) * ldc;
+                for (int64_t j = 0; j < cols; ++j) row[j] += sum[j];
             }
+            const T bias = ops.bias[r];
+            if (ops.relu)
+                for (int64_t j = 0; j < cols; ++j) row[j] = std::max(row[j] + bias, T(0));
+            else
+                for (int64_t j = 0; j < cols; ++j) row[j] += bias;
         }
     });
 }
