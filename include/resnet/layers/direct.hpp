@@ -125,53 +125,61 @@ Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int group
 
 namespace detail {
 
-/// Channel `src` (h×w) in prepared form at dst (Plan::channel_stride elements).
+/// Phase plane (a, b) of channel `src` (h×w) in prepared form at dst (the
+/// channel's Plan::channel_stride elements); the last phase also zeroes the
+/// channel's tail.
 template <class T>
-void prepare_channel(const Plan& p, const T* src, T* dst) {
+void prepare_phase(const Plan& p, const T* src, int a, int b, T* dst) {
     const int s = p.stride;
-    for (int a = 0; a < s; ++a)
-        for (int b = 0; b < s; ++b) {
-            // columns j whose input column s·j + b − pad lies in [0, w)
-            const int lo = std::min(p.wq, std::max(0, (p.pad - b + s - 1) / s));
-            const int hi = std::max(lo, std::min(p.wq, (p.w + p.pad - b + s - 1) / s));
-            const int dx = b - p.pad;
-            for (int i = 0; i < p.hq; ++i) {
-                T* row = dst + ((int64_t(a) * s + b) * p.hq + i) * p.wq;
-                const int y = s * i + a - p.pad;
-                if (y < 0 || y >= p.h || lo == hi) {
-                    std::fill_n(row, p.wq, T(0));
-                    continue;
-                }
-                const T* in = src + int64_t(y) * p.w;
-                // The padding columns (a few) by plain loops: std::fill's two
-                // calls per row were a third of the time. ResNet-50's strided
-                // 3×3s (128–512 channels, prepared as stride 1): 48–57 instead
-                // of 67–73 µs at -O3, 50–55 instead of 61–66 at -O2;
-                // resnext50's layer2.0 grouped 3×3 (stride 2): 116 instead of
-                // 197 µs at -O3, 144 instead of 192 at -O2 (1 thread, medians
-                // of 400 alternating calls, AMD EPYC family 26 model 2).
-                for (int j = 0; j < lo; ++j) row[j] = T(0);
-                // Stride 2 has its own loop, a constant stride the compiler
-                // vectorizes: resnext50's layer2.0 grouped 3×3 0.83–0.89 ms
-                // instead of 1.05–1.10, the stem 1.62 instead of 2.15 (1
-                // thread, best of 300–500 calls, 3 rounds).
-                if (s == 1)
-                    std::copy(in + lo + dx, in + hi + dx, row + lo);
-                else if (s == 2)
-                    for (int j = lo; j < hi; ++j) row[j] = in[2 * j + dx];
-                else
-                    for (int j = lo; j < hi; ++j) row[j] = in[s * j + dx];
-                for (int j = hi; j < p.wq; ++j) row[j] = T(0);
-            }
+    // columns j whose input column s·j + b − pad lies in [0, w)
+    const int lo = std::min(p.wq, std::max(0, (p.pad - b + s - 1) / s));
+    const int hi = std::max(lo, std::min(p.wq, (p.w + p.pad - b + s - 1) / s));
+    const int dx = b - p.pad;
+    for (int i = 0; i < p.hq; ++i) {
+        T* row = dst + ((int64_t(a) * s + b) * p.hq + i) * p.wq;
+        const int y = s * i + a - p.pad;
+        if (y < 0 || y >= p.h || lo == hi) {
+            std::fill_n(row, p.wq, T(0));
+            continue;
         }
-    std::fill(dst + int64_t(s) * s * p.hq * p.wq, dst + p.channel_stride, T(0));
+        const T* in = src + int64_t(y) * p.w;
+        // The padding columns (a few) by plain loops: std::fill's two
+        // calls per row were a third of the time. ResNet-50's strided
+        // 3×3s (128–512 channels, prepared as stride 1): 48–57 instead
+        // of 67–73 µs at -O3, 50–55 instead of 61–66 at -O2;
+        // resnext50's layer2.0 grouped 3×3 (stride 2): 116 instead of
+        // 197 µs at -O3, 144 instead of 192 at -O2 (1 thread, medians
+        // of 400 alternating calls, AMD EPYC family 26 model 2).
+        for (int j = 0; j < lo; ++j) row[j] = T(0);
+        // Stride 2 has its own loop, a constant stride the compiler
+        // vectorizes: resnext50's layer2.0 grouped 3×3 0.83–0.89 ms
+        // instead of 1.05–1.10, the stem 1.62 instead of 2.15 (1
+        // thread, best of 300–500 calls, 3 rounds).
+        if (s == 1)
+            std::copy(in + lo + dx, in + hi + dx, row + lo);
+        else if (s == 2)
+            for (int j = lo; j < hi; ++j) row[j] = in[2 * j + dx];
+        else
+            for (int j = lo; j < hi; ++j) row[j] = in[s * j + dx];
+        for (int j = hi; j < p.wq; ++j) row[j] = T(0);
+    }
+    if (a == s - 1 && b == s - 1) std::fill(dst + int64_t(s) * s * p.hq * p.wq, dst + p.channel_stride, T(0));
 }
 
-/// All channels of image x in prepared form at ws.
+/// All channels of image x in prepared form at ws, one item per (channel,
+/// phase). Per channel, the stem's 3 items split 2 : 1 between 2 threads;
+/// its 12 phase planes split 6 : 6, and its preparing step took 173
+/// instead of 188 µs (ResNet-50 at 2 threads, every step of 10 forwards
+/// timed, AMD EPYC family 26 model 2).
 template <class T>
 void prepare(const Plan& p, const T* x, T* ws, resnet::detail::ThreadPool& pool) {
-    pool.parallel_ranges(p.cin, [&](int64_t begin, int64_t end) {
-        for (int64_t c = begin; c < end; ++c) prepare_channel(p, x + c * p.h * p.w, ws + c * p.channel_stride);
+    const int phases = p.stride * p.stride;
+    pool.parallel_ranges(int64_t(p.cin) * phases, [&](int64_t begin, int64_t end) {
+        for (int64_t item = begin; item < end; ++item) {
+            const int64_t c = item / phases;
+            const int phase = int(item % phases);
+            prepare_phase(p, x + c * p.h * p.w, phase / p.stride, phase % p.stride, ws + c * p.channel_stride);
+        }
     });
 }
 
