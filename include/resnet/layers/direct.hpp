@@ -168,9 +168,9 @@ void prepare_phase(const Plan& p, const T* src, int a, int b, T* dst) {
 
 /// All channels of image x in prepared form at ws, one item per (channel,
 /// phase). Per channel, the stem's 3 items split 2 : 1 between 2 threads;
-/// its 12 phase planes split 6 : 6, and its preparing step took 173
-/// instead of 188 µs (ResNet-50 at 2 threads, every step of 10 forwards
-/// timed, AMD EPYC family 26 model 2).
+/// its 12 phase planes split 6 : 6, and its preparation took 44–46 instead
+/// of 57–58 µs at 2 threads (the stem alone, lower quartile of 200 calls,
+/// AMD EPYC family 26 model 2).
 template <class T>
 void prepare(const Plan& p, const T* x, T* ws, resnet::detail::ThreadPool& pool) {
     const int phases = p.stride * p.stride;
