@@ -169,13 +169,12 @@ Tensor<T> transform_weights(const T* w, int cout, int cin) {
     Tensor<T> u = Tensor<T>::uninitialized({a * a, np, cin, R});
     // One (panel, channel) at a time, its R rows gathered per ξ and stored as
     // one run: storing each row's α² values as computed wrote α² scattered
-    // floats, and the transforms took 26% of ResNet-50's load (perf): 193
-    // instead of 230 ms (medians of 8 interleaved runs, AMD EPYC family 26
-    // model 2). Writing
-    // U only once also leaves its pages untouched until then: filling U with
-    // zeros first (fresh pages, each trapping to a VM's hypervisor on first
-    // touch) took the load from 245 to 254 ms (medians of 9 interleaved runs,
-    // AMD EPYC family 26 model 2).
+    // floats, and the transforms took 26% of ResNet-50's load (perf); 193
+    // instead of 230 ms (medians of 8 interleaved runs). U is written once,
+    // zero rows past Cout included: filling it with zeros first (fresh pages,
+    // each trapping to a VM's hypervisor on first touch) took the load from
+    // 245 to 254 ms (medians of 9 interleaved runs). AMD EPYC family 26
+    // model 2.
     std::vector<T> run(size_t(a) * a * R);
     for (int panel = 0; panel < np; ++panel)
         for (int c = 0; c < cin; ++c) {
