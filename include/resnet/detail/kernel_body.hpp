@@ -291,6 +291,13 @@ RESNET_KERNEL_ATTR void channels(const ChannelArgs<typename V::Scalar>& d) {
     for (int v = 0; v < NV; ++v)
         RESNET_UNROLL_ALL
         for (int j = 0; j < P; ++j) acc[v][j] = d.first ? V::zero() : V::load(tile[j] + v * L);
+    if (d.other) {
+        const T(*other)[B] = reinterpret_cast<const T(*)[B]>(d.other);
+        RESNET_UNROLL_ALL
+        for (int v = 0; v < NV; ++v)
+            RESNET_UNROLL_ALL
+            for (int j = 0; j < P; ++j) acc[v][j] = V::add(acc[v][j], V::load(other[j] + v * L));
+    }
     int pos[P];
     RESNET_UNROLL_ALL
     for (int j = 0; j < P; ++j) pos[j] = d.pos[j];

@@ -104,7 +104,9 @@ constexpr int kMaxChannelPositions = 8;
 ///   acc[o][j] = Σ_c Σ_t w[(c·taps + t)·B + o] · x[c·channel_stride + tap[t] + pos[j]]
 /// over c in order, then t in order (B = vectors·lanes), in passes over
 /// runs of channels: a pass starts from the sums in `sums` (P × B, the
-/// kernel's layout) unless `first`, and leaves them there unless `last`;
+/// kernel's layout) unless `first`, plus those in `other` if not null (a
+/// pass over no channels then adds two sums: forward_channels' splits),
+/// and leaves them there unless `last`;
 /// the last one adds bias[o], residual[o·plane + j] (may be null), applies
 /// max(0, ·) if relu and stores to c[o·plane + j] for o < rows, j < positions.
 /// Meanwhile the (channel, tap) steps prefetch the cache lines from `fetch`
@@ -120,6 +122,7 @@ struct ChannelArgs {
     const int* pos;
     int positions;
     T* sums;
+    const T* other;
     bool first, last;
     T* c;
     int64_t plane;

@@ -5,6 +5,7 @@
 // (forward_channels: ungrouped layers wider than 1×1 off Winograd).
 #include <algorithm>
 #include <array>
+#include <utility>
 #include <cstdint>
 
 #include "../detail/kernels.hpp"
@@ -66,6 +67,7 @@ constexpr int kMaxTaps = 64;     // kernels up to 8×8
 constexpr int kChunkBlocks = 8;  // blocks of flat positions per item
 constexpr int kChannelTiles = 16;   // tiles per item of forward_channels
 constexpr int kChannelDepth = 256;  // (channel, tap) steps per pass of forward_channels
+constexpr int kChannelSplits = 2;   // ranges of input channels forward_channels sums apart
 
 /// Whether a kernel of k×k can run here.
 inline bool eligible(int k) { return k * k <= kMaxTaps; }
@@ -215,42 +217,66 @@ void forward(const Plan& p, const T* packed, const T* bias, const T* in, int n, 
     }
 }
 
-/// Scratch of forward_channels: the prepared input, then each item's sums.
+/// Scratch of forward_channels: the prepared input, then each (split, item)'s sums.
 template <class T>
 int64_t channels_workspace(const Plan& p) {
     const auto& kern = resnet::detail::kernels<T>();
     const int64_t P = kern.channel_positions, B = kern.channel_block();
     const int64_t tiles = (int64_t(p.ho) * p.wo + P - 1) / P, chunks = (tiles + kChannelTiles - 1) / kChannelTiles;
-    return p.total() + (p.cout + B - 1) / B * chunks * kChannelTiles * P * B;
+    return p.total() + kChannelSplits * (p.cout + B - 1) / B * chunks * kChannelTiles * P * B;
 }
 
 /// The channel-vector kernel (groups = 1), for p prepared as stride 1 and
 /// the layer's `stride`: output (y, x) reads flat position (y·wq + x)·stride
-/// of the padded planes. The prepared input, then one item per (block of
-/// Kernels::channel_block() output channels, chunk of kChannelTiles tiles),
-/// blocks outer. A tile is channel_positions
+/// of the padded planes. Items are (block of Kernels::channel_block() output
+/// channels, chunk of kChannelTiles tiles); a tile is channel_positions
 /// consecutive output positions in row-major order (rows may wrap), the
-/// last one partial. An item runs its tiles pass by pass, each pass over
-/// ⌈kChannelDepth / k²⌉ input channels, so that the pass's weights are
-/// read from cache by every tile. packed: pack_weights(…, channel_block()),
-/// ws: channels_workspace(p) elements.
+/// last one partial. Three parallel steps: the prepared input; then, per
+/// split of the input channels into kChannelSplits ranges (splits
+/// outermost), every item's sums over the split's channels, pass by pass,
+/// each pass over ⌈kChannelDepth / k²⌉ channels so that its weights are
+/// read from cache by every tile; then, per item, the splits' sums added in
+/// split order and the bias, residual and ReLU. The sum order depends on
+/// the layer shape only.
+///
+/// Split by channels, each thread reads the half of the prepared input it
+/// prepared, and half of the weights. With one sum per item, each thread
+/// read its blocks' weights and all of the prepared input, half of it
+/// written on the other core. 2 threads, in the network (ResNet-50; AMD
+/// EPYC family 26 model 2, whose two vCPUs exchange a cache line in ~240
+/// ns): the strided 3×3s of layer2.0, 3.0 and 4.0 took 1035, 839 and 1035
+/// µs, split 867, 799 and 939 (sums and epilogue steps; medians of 6
+/// alternating processes). The whole forward, processes alternating,
+/// medians: ResNet-50 0.972–0.980× the time at 2 threads, 0.986–0.989× at
+/// 1; ResNet-18 0.98× at both.
+/// packed: pack_weights(…, channel_block()), ws: channels_workspace(p) elements.
 template <class T>
 void forward_channels(const Plan& p, int stride, const T* packed, const T* bias, const T* in, int n, T* out,
                       const T* residual, bool relu, T* ws, resnet::detail::ThreadPool& pool) {
     const auto& kern = resnet::detail::kernels<T>();
     const int B = kern.channel_block(), P = kern.channel_positions, taps = p.k * p.k;
     const int blocks = (p.cout + B - 1) / B, depth = std::max(1, kChannelDepth / taps);
+    const int splits = kChannelSplits;
     const int64_t plane = int64_t(p.ho) * p.wo, block_weights = int64_t(p.cin) * taps * B;
     const int64_t tiles = (plane + P - 1) / P, chunks = (tiles + kChannelTiles - 1) / kChannelTiles;
+    const int64_t items = blocks * chunks, tile_sums = int64_t(P) * B, item_sums = kChannelTiles * tile_sums;
+    const auto split_begin = [&](int64_t split) { return int(split * p.cin / splits); };
+    // The first pass's weights of (split, item) `job`, and its channels.
+    const auto first_pass = [&](int64_t job) {
+        const int64_t split = job / items, c0 = split_begin(split);
+        return std::pair(packed + job % items / chunks * block_weights + c0 * taps * B,
+                         std::min<int64_t>(depth, split_begin(split + 1) - c0));
+    };
     T* sums = ws + p.total();
     for (int img = 0; img < n; ++img) {
         detail::prepare(p, in + int64_t(img) * p.cin * p.h * p.w, ws, pool);
         const int64_t out_off = int64_t(img) * p.cout * plane;
-        pool.parallel_for(blocks * chunks, [&](int64_t item) {
-            const int b = int(item / chunks), o0 = b * B, rows = std::min(B, p.cout - o0);
-            const int64_t first = item % chunks * kChannelTiles, last = std::min(tiles, first + kChannelTiles);
-            const T* w = packed + b * block_weights;
-            T* item_sums = sums + item * kChannelTiles * P * B;
+        pool.parallel_for(splits * items, [&](int64_t job) {
+            const int64_t item = job % items, first = item % chunks * kChannelTiles;
+            const int64_t last = std::min(tiles, first + kChannelTiles);
+            const int c_begin = split_begin(job / items), c_end = split_begin(job / items + 1);
+            if (c_begin == c_end) std::fill_n(sums + job * item_sums, item_sums, T(0));  // Cin < splits
+            const T* w = packed + item / chunks * block_weights;
             int pos[kChannelTiles][resnet::detail::kMaxChannelPositions];
             for (int64_t tile = first; tile < last; ++tile) {
                 const int64_t q0 = tile * P, count = std::min<int64_t>(P, plane - q0);
@@ -259,30 +285,46 @@ void forward_channels(const Plan& p, int stride, const T* packed, const T* bias,
                     pos[tile - first][j] = int((q / p.wo * p.wq + q % p.wo) * stride);
                 }
             }
-            for (int c0 = 0; c0 < p.cin; c0 += depth) {
-                const int channels = std::min(depth, p.cin - c0);
-                // The weights of the next pass, or of the next item's first,
+            for (int c0 = c_begin; c0 < c_end; c0 += depth) {
+                const int channels = std::min(depth, c_end - c0);
+                // The weights of the next pass, or of the next job's first,
                 // prefetched by the tiles of this one, a share each: layer4's
                 // 9.4 MB come from DRAM. ResNet-50, forward() calls
                 // alternating in one process (medians of 30–40 pairs' ratios,
                 // 4 runs, AMD EPYC family 26 model 2): 0.990–0.994× the time
                 // at 2 threads, 1.000–1.001× at 1.
-                const bool more = c0 + channels < p.cin;
-                const T* next = more ? w + int64_t(c0 + channels) * taps * B
-                                     : item + 1 < blocks * chunks ? packed + (item + 1) / chunks * block_weights : nullptr;
-                const int64_t lines = next ? int64_t(std::min(depth, more ? p.cin - c0 - channels : p.cin)) * taps * B *
-                                                 int64_t(sizeof(T)) / 64
-                                           : 0;
+                const bool more = c0 + channels < c_end;
+                const auto [next, next_channels] =
+                    more ? std::pair(w + int64_t(c0 + channels) * taps * B, int64_t(std::min(depth, c_end - c0 - channels)))
+                    : job + 1 < splits * items ? first_pass(job + 1)
+                                               : std::pair(static_cast<const T*>(nullptr), int64_t(0));
+                const int64_t lines = next_channels * taps * B * int64_t(sizeof(T)) / 64;
                 const int64_t share = (lines + last - first - 1) / (last - first);
                 for (int64_t tile = first; tile < last; ++tile) {
-                    const int64_t q0 = tile * P, at = out_off + o0 * plane + q0, f0 = (tile - first) * share;
+                    const int64_t q0 = tile * P, f0 = (tile - first) * share;
                     const int fetch = int(std::clamp<int64_t>(lines - f0, 0, share));
                     kern.channels({ws + c0 * p.channel_stride, p.channel_stride, channels, p.tap.data(), taps,
                                    w + int64_t(c0) * taps * B, pos[tile - first], int(std::min<int64_t>(P, plane - q0)),
-                                   item_sums + (tile - first) * P * B, c0 == 0, c0 + channels == p.cin, out + at,
-                                   plane, rows, bias + o0, residual ? residual + at : nullptr, relu,
+                                   sums + job * item_sums + (tile - first) * tile_sums, nullptr, c0 == c_begin, false, nullptr,
+                                   plane, 0, nullptr, nullptr, false,
                                    fetch > 0 ? next + f0 * 64 / int64_t(sizeof(T)) : nullptr, fetch});
                 }
+            }
+        });
+        // Kernel calls over no channels: each adds a split's sums to the
+        // previous ones', the last one runs the epilogue.
+        pool.parallel_for(items, [&](int64_t item) {
+            const int o0 = int(item / chunks) * B, rows = std::min(B, p.cout - o0);
+            const int64_t first = item % chunks * kChannelTiles, last = std::min(tiles, first + kChannelTiles);
+            const int none[resnet::detail::kMaxChannelPositions] = {};
+            for (int64_t tile = first; tile < last; ++tile) {
+                T* s = sums + item * item_sums + (tile - first) * tile_sums;
+                const int64_t q0 = tile * P, at = out_off + o0 * plane + q0;
+                for (int split = 1; split < splits; ++split)
+                    kern.channels({ws, p.channel_stride, 0, p.tap.data(), taps, nullptr, none,
+                                   int(std::min<int64_t>(P, plane - q0)), s, s + split * items * item_sums, false,
+                                   split + 1 == splits, out + at, plane, rows, bias + o0,
+                                   residual ? residual + at : nullptr, relu, nullptr, 0});
             }
         });
     }
