@@ -246,9 +246,9 @@ int64_t channels_workspace(const Plan& p) {
 /// EPYC family 26 model 2, whose two vCPUs exchange a cache line in ~240
 /// ns): the strided 3×3s of layer2.0, 3.0 and 4.0 took 1035, 839 and 1035
 /// µs, split 867, 799 and 939 (sums and epilogue steps; medians of 6
-/// alternating processes). The whole forward, processes alternating,
-/// medians: ResNet-50 0.972–0.980× the time at 2 threads, 0.986–0.989× at
-/// 1; ResNet-18 0.98× at both.
+/// alternating processes). The whole forward, processes alternating, runs
+/// of 16–24 pairs: ResNet-50 0.972–0.991× the time at 2 threads,
+/// 0.986–1.001× at 1; ResNet-18 0.98× at both.
 /// packed: pack_weights(…, channel_block()), ws: channels_workspace(p) elements.
 template <class T>
 void forward_channels(const Plan& p, int stride, const T* packed, const T* bias, const T* in, int n, T* out,
