@@ -16,7 +16,11 @@ double max_abs_diff(const resnet::Tensor<A>& a, const resnet::Tensor<B>& b) {
     if (a.shape() != b.shape())
         throw resnet::Error("compare: shape " + resnet::shape_str(a.shape()) + " vs " + resnet::shape_str(b.shape()));
     double m = 0;
-    for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+    for (int64_t i = 0; i < a.size(); ++i) {
+        const double d = std::abs(double(a[i]) - double(b[i]));
+        if (std::isnan(d)) return std::numeric_limits<double>::infinity();  // std::max would skip it
+        m = std::max(m, d);
+    }
     return m;
 }
 
