@@ -5,8 +5,8 @@
 // (forward_channels: ungrouped layers wider than 1×1 off Winograd).
 #include <algorithm>
 #include <array>
-#include <utility>
 #include <cstdint>
+#include <utility>
 
 #include "../detail/kernels.hpp"
 #include "../detail/thread_pool.hpp"
@@ -223,7 +223,7 @@ int64_t channels_workspace(const Plan& p) {
     const auto& kern = resnet::detail::kernels<T>();
     const int64_t P = kern.channel_positions, B = kern.channel_block();
     const int64_t tiles = (int64_t(p.ho) * p.wo + P - 1) / P, chunks = (tiles + kChannelTiles - 1) / kChannelTiles;
-    return p.total() + kChannelSplits * (p.cout + B - 1) / B * chunks * kChannelTiles * P * B;
+    return p.total() + kChannelSplits * ((p.cout + B - 1) / B) * chunks * kChannelTiles * P * B;
 }
 
 /// The channel-vector kernel (groups = 1), for p prepared as stride 1 and
