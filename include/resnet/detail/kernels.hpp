@@ -336,7 +336,12 @@ struct Kernels {
 ///   AVX-512, 28 accumulators and 4 weight vectors leave no register for
 ///   the broadcast, so GCC keeps one accumulator in memory; 4 × 6 (no
 ///   spill) still took ResNet-50's strided 3×3s 1.03–1.3× the time of
-///   4 × 7 (1 thread, in the network).
+///   4 × 7 (1 thread, in the network). Nor is the spill what bounds 4 × 7:
+///   without it (the fourth weight vector a memory operand of its 7 FMAs,
+///   32 registers) those layers ran alike, 0.98–1.00× the time, and with
+///   the broadcasts folded into the FMAs ({1to16}: 32 loads per 28 FMAs)
+///   1.32–1.36× (alone, 1 thread, lower quartiles of 100 calls, 3
+///   alternating rounds, AMD EPYC family 26 model 2).
 /// tile_columns keeps P partial sums of kColumns columns: 4 under avx512
 /// (16 accumulators), 2 under avx2 (8 of 16 registers), 1 for sse2 and
 /// portable (their panel's 6 rows take two vectors there).
