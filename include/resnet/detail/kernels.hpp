@@ -141,6 +141,7 @@ struct EigenVec {
     using Scalar = T;
     static constexpr int lanes = int(32 / sizeof(T));
     static constexpr bool gathers = false;  // no gather() (see the x86 sets)
+    static constexpr bool lane_moves = false;  // no odd() … place() (see Avx512Vec)
     using type = Eigen::Array<T, lanes, 1>;
     static type zero() { return type::Zero(); }
     static type load(const T* p) { return Eigen::Map<const type>(p); }
@@ -211,10 +212,40 @@ namespace resnet::detail {
                                                                    int32_t add, uint32_t mask) {       \
         return expr;                                                                                   \
     }
+// lane_moves: whether the set has, for the Winograd input transform
+// (kernel_body.hpp, wino_input):
+//   odd(a, b)            the odd lanes of a, then those of b;
+//   shift_up(a, first)   lane 0 = first, lane l = a[l − 1];
+//   shift_down(a, n, last) lane l = a[l + 1] for l < n − 1, lane n − 1 = last (0 < n ≤ lanes);
+//   place(into, a, at, n) into, with lanes at … at + n − 1 = a's lanes 0 … n − 1.
+#define RESNET_AVX512_LANE_MOVES(tgt)                                                                  \
+    static constexpr bool lane_moves = true;                                                           \
+    __attribute__((target(tgt), always_inline)) static type odd(type a, type b) {                      \
+        return _mm512_permutex2var_ps(                                                                 \
+            a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);      \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type shift_up(type a, float first) {            \
+        return _mm512_castsi512_ps(                                                                    \
+            _mm512_maskz_alignr_epi32(__mmask16(-1), _mm512_castps_si512(a),                           \
+                                      _mm512_castps_si512(_mm512_set1_ps(first)), 15));                \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type shift_down(type a, int n, float last) {    \
+        const type down = _mm512_castsi512_ps(                                                         \
+            _mm512_maskz_alignr_epi32(__mmask16(-1), _mm512_setzero_si512(), _mm512_castps_si512(a), 1)); \
+        return _mm512_mask_mov_ps(down, __mmask16(1u << (n - 1)), _mm512_set1_ps(last));               \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type place(type into, type a, int at, int n) {  \
+        const __m512i from = _mm512_and_si512(                                                         \
+            _mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),   \
+                             _mm512_set1_epi32(at)),                                                   \
+            _mm512_set1_epi32(15));                                                                    \
+        return _mm512_mask_permutexvar_ps(into, __mmask16(((1u << n) - 1) << at), from, a);             \
+    }
 #define RESNET_AVX2_LANE_BITS _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)
 RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b),
                _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f),
-               _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), static constexpr bool gathers = false;)
+               _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+               static constexpr bool gathers = false; static constexpr bool lane_moves = false;)
 RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b),
                _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))),
                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
@@ -227,9 +258,10 @@ RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c)
                                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(
                                          _mm256_and_si256(_mm256_set1_epi32(int(mask)), RESNET_AVX2_LANE_BITS),
                                          RESNET_AVX2_LANE_BITS)),
-                                     4)))
-// (_mm512_max_ps through its zero-masked form: GCC 12 warns that the plain
-// one's undefined pass-through operand may be used uninitialized.)
+                                     4)) static constexpr bool lane_moves = false;)
+// (_mm512_max_ps and _mm512_alignr_epi32 through their zero-masked forms:
+// GCC 12 warns that the plain ones' undefined pass-through operand may be
+// used uninitialized.)
 RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_ps(a, b, c),
                _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p),
                _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b),
@@ -237,8 +269,9 @@ RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_
                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(mask),
                                                           _mm512_add_epi32(_mm512_loadu_si512(idx),
                                                                            _mm512_set1_epi32(add)),
-                                                          p, 4)))
+                                                          p, 4)) RESNET_AVX512_LANE_MOVES("avx512f,avx2,fma"))
 #undef RESNET_X86_VEC
+#undef RESNET_AVX512_LANE_MOVES
 #undef RESNET_AVX2_LANE_BITS
 #undef RESNET_X86_GATHER
 
