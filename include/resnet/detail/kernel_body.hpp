@@ -485,48 +485,69 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_out(const typename V::Scalar* 
     }
 }
 
-/// F(2×2)'s 4×4 patches of tiles t0 … t0 + n − 1 (n ≤ L) of one channel
-/// plane, into d as wino_input lays them out (zero outside the image and in
-/// lanes ≥ n). A tile row's patch row is the image row's pairs: with e and
-/// o its even and odd elements from the tile row's first tile's x = 2·tx,
-/// tile i's elements are o[i − 1], e[i], o[i], e[i + 1], each run of tiles
-/// from one tile row then placed at its lanes. Against gathering each
-/// element (wino_input's other path), alone, 1 thread, pinned, lower
-/// quartiles of 300 calls, same bits (AMD EPYC family 26 model 2): the
-/// whole input transform of 256 channels at 14² 73 → 52 µs, of 512 at 7²
-/// 36 → 29 µs.
-template <class V, class P>
-RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void pair_patches(const P& p, const typename V::Scalar* xc, int t0, int n,
-                                                          typename V::Scalar* d) {
+/// The α×α patches (α = M + 2) of tiles t0 … t0 + n − 1 (n ≤ L) of one
+/// channel plane, into d as wino_input lays them out (zero outside the image
+/// and in lanes ≥ n), from contiguous loads of each image row. With ph_j
+/// the row's elements x0 + M·i + j (x0 = M·tx of a run's first tile; even
+/// and odd lanes, twice for M = 4), tile i's patch row is ph_{M−1}[i − 1],
+/// ph_0[i], …, ph_{M−1}[i], ph_0[i + 1]; each run of tiles from one tile
+/// row is then placed at its lanes. Same bits as gathering each element
+/// (wino_input's other path), and inside ResNet-50 at 1 thread (pinned to
+/// either vCPU, medians of 6 alternating processes, AMD EPYC family 26
+/// model 2) the input transforms took: layer1's (F(4×4), 56²) 116–141
+/// instead of 180–204 µs, layer2's 70 instead of 97, layer3's (F(2×2), 14²)
+/// 37–42 instead of 75–80, layer4's 26–30 instead of 40–42. The whole
+/// forward, processes alternating (10–20 pairs): F(2×2)'s first, ResNet-50
+/// 0.992× the time at 1 thread and 0.999× at 2, ResNet-101 0.986–0.992× at
+/// 1; then F(4×4)'s, ResNet-50 0.980–0.986× and 0.993–0.996× of that,
+/// ResNet-18 0.967–0.970× and 0.987–0.996×.
+template <class V, int M, class P>
+RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void row_patches(const P& p, const typename V::Scalar* xc, int t0, int n,
+                                                         typename V::Scalar* d) {
     using T = typename V::Scalar;
     using X = typename V::type;
-    constexpr int L = V::lanes, A = 4;
-    X patch[A][A];
-    RESNET_UNROLL_ALL
-    for (int r = 0; r < A; ++r)
-        RESNET_UNROLL_ALL
-        for (int s = 0; s < A; ++s) patch[r][s] = V::zero();
-    for (int lane = 0; lane < n;) {
-        const int ty = (t0 + lane) / p.tiles_x, tx = (t0 + lane) % p.tiles_x, run = std::min(p.tiles_x - tx, n - lane);
-        const int x0 = 2 * tx, avail = std::clamp(p.w - x0, 0, 2 * L);  // elements from x0 in the row, up to 2L
-        for (int r = 0; r < A; ++r) {
-            const int y = 2 * ty - 1 + r;
-            if (y < 0 || y >= p.h) continue;
-            const T* row = xc + int64_t(y) * p.w + x0;
-            const X a = avail >= L ? V::load(row) : V::load_n(row, avail);
-            const X b = avail >= 2 * L ? V::load(row + L) : avail > L ? V::load_n(row + L, avail - L) : V::zero();
-            const X e = V::even(a, b), o = V::odd(a, b);
-            const X runs[A] = {V::shift_up(o, x0 > 0 ? row[-1] : T(0)), e, o,
-                               V::shift_down(e, run, x0 + 2 * run < p.w ? row[2 * run] : T(0))};
-            RESNET_UNROLL_ALL
-            for (int s = 0; s < A; ++s) patch[r][s] = V::place(patch[r][s], runs[s], lane, run);
-        }
-        lane += run;
+    constexpr int L = V::lanes, A = M + 2;
+    struct Run {
+        int lane, n, y0, x0, avail;  // tiles [lane, lane + n) of tile row (y0 + 1) / M, from x0; avail: elements from x0
+    } runs[L];
+    int count = 0;
+    for (int lane = 0; lane < n; lane += runs[count++].n) {
+        const int ty = (t0 + lane) / p.tiles_x, tx = (t0 + lane) % p.tiles_x;
+        runs[count] = {lane, std::min(p.tiles_x - tx, n - lane), M * ty - 1, M * tx, std::clamp(p.w - M * tx, 0, M * L)};
     }
-    RESNET_UNROLL_ALL
-    for (int r = 0; r < A; ++r)
+    // Row by row, so that only a patch row's α vectors stay in registers.
+    for (int r = 0; r < A; ++r) {
+        X out[A];
         RESNET_UNROLL_ALL
-        for (int s = 0; s < A; ++s) V::store(d + (r * A + s) * L, patch[r][s]);
+        for (int s = 0; s < A; ++s) out[s] = V::zero();
+        for (int i = 0; i < count; ++i) {
+            const Run& run = runs[i];
+            const int y = run.y0 + r;
+            if (y < 0 || y >= p.h) continue;
+            const T* row = xc + int64_t(y) * p.w + run.x0;
+            X part[M];
+            RESNET_UNROLL_ALL
+            for (int q = 0; q < M; ++q) {
+                const int left = run.avail - q * L;
+                part[q] = left >= L ? V::load(row + q * L) : left > 0 ? V::load_n(row + q * L, left) : V::zero();
+            }
+            X ph[M];
+            if constexpr (M == 2) {
+                ph[0] = V::even(part[0], part[1]), ph[1] = V::odd(part[0], part[1]);
+            } else {
+                const X e1 = V::even(part[0], part[1]), o1 = V::odd(part[0], part[1]);
+                const X e2 = V::even(part[2], part[3]), o2 = V::odd(part[2], part[3]);
+                ph[0] = V::even(e1, e2), ph[1] = V::even(o1, o2), ph[2] = V::odd(e1, e2), ph[3] = V::odd(o1, o2);
+            }
+            out[0] = V::place(out[0], V::shift_up(ph[M - 1], run.x0 > 0 ? row[-1] : T(0)), run.lane, run.n);
+            RESNET_UNROLL_ALL
+            for (int s = 1; s <= M; ++s) out[s] = V::place(out[s], ph[s - 1], run.lane, run.n);
+            const T last = run.x0 + M * run.n < p.w ? row[M * run.n] : T(0);
+            out[M + 1] = V::place(out[M + 1], V::shift_down(ph[0], run.n, last), run.lane, run.n);
+        }
+        RESNET_UNROLL_ALL
+        for (int s = 0; s < A; ++s) V::store(d + (r * A + s) * L, out[s]);
+    }
 }
 
 /// Input transform of channels [c0, c1) of one chunk into its V (P: winograd::Plan):
@@ -535,8 +556,8 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void pair_patches(const P& p, const type
 ///
 /// Patches are gathered L tiles at a time, one vector per patch element
 /// (lanes outside the image or past the chunk's tiles masked to zero), by
-/// the set's gather instruction where it has one (F(2×2) where the set has
-/// lane moves: pair_patches). Before, every set copied
+/// the set's gather instruction where it has one (where the set has lane
+/// moves, from whole rows instead: row_patches). Before, every set copied
 /// them element by element (36 scalar loads and stores per tile), which was
 /// most of the transform's time. ResNet-50's three shapes (64ch 56², 128ch
 /// 28² F(4×4), 256ch 14² F(2×2)), the whole input transform, 1 thread
@@ -574,8 +595,8 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
         T* vc = v + int64_t(c) * p.ld;
         for (int g = 0; g < groups; ++g) {
             alignas(64) T d[A * A * L];  // d[(r·α + s)·L + l]: patch element (r, s) of tile g·L + l
-            if constexpr (M == 2 && V::lane_moves) {
-                pair_patches<V>(p, xc, first + g * L, std::min(L, nt - g * L), d);
+            if constexpr (V::lane_moves) {
+                row_patches<V, M>(p, xc, first + g * L, std::min(L, nt - g * L), d);
             } else if constexpr (V::gathers) {
                 RESNET_UNROLL_ALL
                 for (int r = 0; r < A; ++r)
