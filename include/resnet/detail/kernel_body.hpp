@@ -507,13 +507,16 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void row_patches(const P& p, const typen
     using T = typename V::Scalar;
     using X = typename V::type;
     constexpr int L = V::lanes, A = M + 2;
+    // Tiles [lane, lane + n) of one tile row: patch rows from y0, columns
+    // from x0, `avail` elements from x0 in each image row (at most M·L).
     struct Run {
-        int lane, n, y0, x0, avail;  // tiles [lane, lane + n) of tile row (y0 + 1) / M, from x0; avail: elements from x0
+        int lane, n, y0, x0, avail;
     } runs[L];
     int count = 0;
     for (int lane = 0; lane < n; lane += runs[count++].n) {
         const int ty = (t0 + lane) / p.tiles_x, tx = (t0 + lane) % p.tiles_x;
-        runs[count] = {lane, std::min(p.tiles_x - tx, n - lane), M * ty - 1, M * tx, std::clamp(p.w - M * tx, 0, M * L)};
+        const int x0 = M * tx;
+        runs[count] = {lane, std::min(p.tiles_x - tx, n - lane), M * ty - 1, x0, std::clamp(p.w - x0, 0, M * L)};
     }
     // Row by row, so that only a patch row's α vectors stay in registers.
     for (int r = 0; r < A; ++r) {
@@ -577,10 +580,10 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
     // Per tile: its patch's offset in the channel plane (top-left at
     // row y0 = M·ty − 1, column x0 = M·tx − 1); per group of L tiles and
     // patch row r (column s): the lanes whose row y0 + r (column x0 + s)
-    // lies inside the image.
+    // lies inside the image. Not needed with lane moves.
     alignas(64) int32_t offset[G * L];
     uint32_t row_in[G][A] = {}, col_in[G][A] = {};
-    for (int k = 0; k < groups * L; ++k) {
+    for (int k = 0; k < (V::lane_moves ? 0 : groups * L); ++k) {
         offset[k] = 0;
         if (k >= nt) continue;
         const int y0 = M * ((first + k) / p.tiles_x) - 1, x0 = M * ((first + k) % p.tiles_x) - 1;
