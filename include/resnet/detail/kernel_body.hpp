@@ -491,13 +491,16 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void wino_out(const typename V::Scalar* 
 /// the row's elements x0 + M·i + j (x0 = M·tx of a run's first tile; even
 /// and odd lanes, twice for M = 4), tile i's patch row is ph_{M−1}[i − 1],
 /// ph_0[i], …, ph_{M−1}[i], ph_0[i + 1]; each run of tiles from one tile
-/// row is then placed at its lanes. Same bits as gathering each element
-/// (wino_input's other path), and inside ResNet-50 at 1 thread (pinned to
-/// either vCPU, medians of 6 alternating processes, AMD EPYC family 26
-/// model 2) the input transforms took: layer1's (F(4×4), 56²) 116–141
+/// row is then placed at its lanes. Same bits as copying each element
+/// (wino_input's path for the other sets). It replaced a masked gather per
+/// patch element; inside ResNet-50 at 1 thread (pinned, medians of 6
+/// alternating processes, AMD EPYC family 26 model 2) the input transforms
+/// took, under AVX-512 (either vCPU): layer1's (F(4×4), 56²) 116–141
 /// instead of 180–204 µs, layer2's 70 instead of 97, layer3's (F(2×2), 14²)
-/// 37–42 instead of 75–80, layer4's 26–30 instead of 40–42. The whole
-/// forward, processes alternating (10–20 pairs): F(2×2)'s first, ResNet-50
+/// 37–42 instead of 75–80, layer4's 26–30 instead of 40–42; under AVX2
+/// (RESNET_ISA=avx2, vCPU 0): 142–145 instead of 224–229, 86–88 instead of
+/// 114–117, 64–65 instead of 86, 39 instead of 52. The whole forward under
+/// AVX-512, processes alternating (10–20 pairs): F(2×2)'s first, ResNet-50
 /// 0.992× the time at 1 thread and 0.999× at 2, ResNet-101 0.986–0.992× at
 /// 1; then F(4×4)'s, ResNet-50 0.980–0.986× and 0.993–0.996× of that,
 /// ResNet-18 0.967–0.970× and 0.987–0.996×.
@@ -557,20 +560,18 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void row_patches(const P& p, const typen
 /// v[ξ·v_stride + c·ld + k] = (Bᵀ d B)[ξ] of tile k, channel c, for k below
 /// the chunk's padded tile count (zero patches past its tiles).
 ///
-/// Patches are gathered L tiles at a time, one vector per patch element
-/// (lanes outside the image or past the chunk's tiles masked to zero), by
-/// the set's gather instruction where it has one (where the set has lane
-/// moves, from whole rows instead: row_patches). Before, every set copied
-/// them element by element (36 scalar loads and stores per tile), which was
-/// most of the transform's time. ResNet-50's three shapes (64ch 56², 128ch
-/// 28² F(4×4), 256ch 14² F(2×2)), the whole input transform, 1 thread
-/// pinned to one vCPU, lower quartile of 300 calls, AMD EPYC family 26
-/// model 2: AVX-512 250 / 136 / 128 → 184 / 98 / 78 µs, AVX2 217 / 116 /
-/// 105 → 199 / 102 / 79 µs; SSE2 257 / 131 / 110 → 237 / 119 / 99 µs and
-/// portable 308 / 161 / 123 → 273 / 140 / 99 µs, these two still copying
-/// (with the row and column tests now precomputed per group). The network:
-/// 0.98× the time at 1 thread, 0.95–0.97× at 2 (two runs of 6
-/// interleaved rounds).
+/// Patches are taken L tiles at a time, one vector per patch element
+/// (zero outside the image and past the chunk's tiles): from whole image
+/// rows where the set has lane moves (AVX2, AVX-512: row_patches), else
+/// copied element by element with the row and column tests precomputed per
+/// group. Copying had been most of the transform's time in every set; the
+/// gathers that first replaced it (before row_patches) and the precomputed
+/// tests took ResNet-50's three shapes (64ch 56², 128ch 28² F(4×4), 256ch
+/// 14² F(2×2); the whole input transform, 1 thread pinned to one vCPU,
+/// lower quartile of 300 calls, AMD EPYC family 26 model 2) from AVX-512
+/// 250 / 136 / 128 to 184 / 98 / 78 µs, AVX2 217 / 116 / 105 to 199 / 102
+/// / 79, SSE2 257 / 131 / 110 to 237 / 119 / 99 and portable 308 / 161 /
+/// 123 to 273 / 140 / 99.
 template <class V, int M, class P>
 RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int chunk, int c0, int c1,
                                    typename V::Scalar* v) {
@@ -600,13 +601,6 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
             alignas(64) T d[A * A * L];  // d[(r·α + s)·L + l]: patch element (r, s) of tile g·L + l
             if constexpr (V::lane_moves) {
                 row_patches<V, M>(p, xc, first + g * L, std::min(L, nt - g * L), d);
-            } else if constexpr (V::gathers) {
-                RESNET_UNROLL_ALL
-                for (int r = 0; r < A; ++r)
-                    RESNET_UNROLL_ALL
-                    for (int s = 0; s < A; ++s)
-                        V::store(d + (r * A + s) * L,
-                                 V::gather(xc, offset + g * L, r * p.w + s, row_in[g][r] & col_in[g][s]));
             } else {
                 // Lane by lane and row by row: a select per element, tried
                 // instead, took SSE2's F(4×4) transform 1.25–1.4× the time.

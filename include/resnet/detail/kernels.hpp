@@ -149,8 +149,7 @@ template <class T>
 struct EigenVec {
     using Scalar = T;
     static constexpr int lanes = int(32 / sizeof(T));
-    static constexpr bool gathers = false;  // no gather() (see the x86 sets)
-    static constexpr bool lane_moves = false;  // no odd() … place() (see Avx512Vec)
+    static constexpr bool lane_moves = false;  // no odd() … place() (see the x86 sets)
     using type = Eigen::Array<T, lanes, 1>;
     static type zero() { return type::Zero(); }
     static type load(const T* p) { return Eigen::Map<const type>(p); }
@@ -195,12 +194,12 @@ struct EigenVec {
 #if RESNET_X86_DISPATCH
 namespace resnet::detail {
 
-#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr, even_expr, gather_members) \
+#define RESNET_X86_VEC(Name, tgt, reg, n, suffix, fma_expr, max_expr, load_n_expr, even_expr, lane_members) \
     struct Name {                                                                                     \
         using Scalar = float;                                                                         \
         using type = reg;                                                                             \
         static constexpr int lanes = n;                                                               \
-        gather_members                                                                                \
+        lane_members                                                                                  \
         __attribute__((target(tgt), always_inline)) static type zero() { return suffix##setzero_ps(); } \
         __attribute__((target(tgt), always_inline)) static type load(const float* p) { return suffix##loadu_ps(p); } \
         /* the first m < lanes floats at p, zeros above; reads nothing past p + m */                          \
@@ -213,14 +212,6 @@ namespace resnet::detail {
         /* the even lanes of a, then those of b */                                                    \
         __attribute__((target(tgt), always_inline)) static type even(type a, type b) { return even_expr; } \
     };
-// gathers: whether the set has a gather instruction, gather(p, idx, add,
-// mask): lane l = p[idx[l] + add] if bit l of mask is set, else 0 (nothing read).
-#define RESNET_X86_GATHER(tgt, expr)                                                                   \
-    static constexpr bool gathers = true;                                                              \
-    __attribute__((target(tgt), always_inline)) static type gather(const float* p, const int32_t* idx, \
-                                                                   int32_t add, uint32_t mask) {       \
-        return expr;                                                                                   \
-    }
 // lane_moves: whether the set has, for the Winograd input transform
 // (kernel_body.hpp, wino_input):
 //   odd(a, b)            the odd lanes of a, then those of b;
@@ -250,39 +241,50 @@ namespace resnet::detail {
             _mm512_set1_epi32(15));                                                                    \
         return _mm512_mask_permutexvar_ps(into, __mmask16(((1u << n) - 1) << at), from, a);             \
     }
-#define RESNET_AVX2_LANE_BITS _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)
+// The same under AVX2: lane permutes (vpermps) and blends.
+#define RESNET_AVX2_IOTA _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+#define RESNET_AVX2_LANE_MOVES(tgt)                                                                    \
+    static constexpr bool lane_moves = true;                                                           \
+    __attribute__((target(tgt), always_inline)) static type odd(type a, type b) {                      \
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(                                                 \
+            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))); \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type shift_up(type a, float first) {            \
+        const type up = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6));         \
+        return _mm256_blend_ps(up, _mm256_set1_ps(first), 1);                                          \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type shift_down(type a, int n, float last) {    \
+        const type down = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7));       \
+        const __m256i at = _mm256_cmpeq_epi32(RESNET_AVX2_IOTA, _mm256_set1_epi32(n - 1));              \
+        return _mm256_blendv_ps(down, _mm256_set1_ps(last), _mm256_castsi256_ps(at));                   \
+    }                                                                                                  \
+    __attribute__((target(tgt), always_inline)) static type place(type into, type a, int at, int n) {  \
+        const __m256i from = _mm256_sub_epi32(RESNET_AVX2_IOTA, _mm256_set1_epi32(at));                 \
+        const __m256i in = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), from),        \
+                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(n), from));         \
+        const type moved = _mm256_permutevar8x32_ps(a, _mm256_and_si256(from, _mm256_set1_epi32(7)));  \
+        return _mm256_blendv_ps(into, moved, _mm256_castsi256_ps(in));                                 \
+    }
 RESNET_X86_VEC(Sse2Vec, "sse2", __m128, 4, _mm_, _mm_add_ps(_mm_mul_ps(a, b), c), _mm_max_ps(a, b),
                _mm_setr_ps(p[0], m > 1 ? p[1] : 0.f, m > 2 ? p[2] : 0.f, 0.f),
                _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-               static constexpr bool gathers = false; static constexpr bool lane_moves = false;)
+               static constexpr bool lane_moves = false;)
 RESNET_X86_VEC(Avx2Vec, "avx2,fma", __m256, 8, _mm256_, _mm256_fmadd_ps(a, b, c), _mm256_max_ps(a, b),
-               _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))),
+               _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(m), RESNET_AVX2_IOTA)),
                _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
                                                       _MM_SHUFFLE(3, 1, 2, 0))),
-               RESNET_X86_GATHER("avx2,fma",
-                                 _mm256_mask_i32gather_ps(
-                                     _mm256_setzero_ps(), p,
-                                     _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)),
-                                                      _mm256_set1_epi32(add)),
-                                     _mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                                         _mm256_and_si256(_mm256_set1_epi32(int(mask)), RESNET_AVX2_LANE_BITS),
-                                         RESNET_AVX2_LANE_BITS)),
-                                     4)) static constexpr bool lane_moves = false;)
+               RESNET_AVX2_LANE_MOVES("avx2,fma"))
 // (_mm512_max_ps and _mm512_alignr_epi32 through their zero-masked forms:
 // GCC 12 warns that the plain ones' undefined pass-through operand may be
 // used uninitialized.)
 RESNET_X86_VEC(Avx512Vec, "avx512f,avx2,fma", __m512, 16, _mm512_, _mm512_fmadd_ps(a, b, c),
                _mm512_maskz_max_ps(__mmask16(-1), a, b), _mm512_maskz_loadu_ps(__mmask16((1u << m) - 1), p),
                _mm512_permutex2var_ps(a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b),
-               RESNET_X86_GATHER("avx512f,avx2,fma",
-                                 _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(mask),
-                                                          _mm512_add_epi32(_mm512_loadu_si512(idx),
-                                                                           _mm512_set1_epi32(add)),
-                                                          p, 4)) RESNET_AVX512_LANE_MOVES("avx512f,avx2,fma"))
+               RESNET_AVX512_LANE_MOVES("avx512f,avx2,fma"))
 #undef RESNET_X86_VEC
 #undef RESNET_AVX512_LANE_MOVES
-#undef RESNET_AVX2_LANE_BITS
-#undef RESNET_X86_GATHER
+#undef RESNET_AVX2_LANE_MOVES
+#undef RESNET_AVX2_IOTA
 
 }  // namespace resnet::detail
 

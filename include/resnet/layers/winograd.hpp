@@ -71,7 +71,7 @@ namespace resnet::winograd {
 //     into `chunks` runs of ≤ kMaxChunkTiles consecutive tiles (equal sizes).
 //   * forward(): per image, two parallel_for passes —
 //       1. input transform, one item per (chunk, kCinBlock input channels):
-//          gather α×α patches (zero padding) L tiles (one vector) at a time, Bᵀ d B, into
+//          take α×α patches (zero padding) L tiles (one vector) at a time, Bᵀ d B, into
 //          V[chunk][ξ][c][tile];
 //       2. one item per (chunk, ⌈kItemRows / R⌉ panels of output channels): the
 //          α² GEMMs into the item's own M slice, then the output transform
