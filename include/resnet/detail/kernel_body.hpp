@@ -629,7 +629,7 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
             // pairs, two host states).
             if (const T* next = g + 1 < groups ? vc + (g + 1) * L : c + 1 < c1 ? vc + p.ld : nullptr) {
                 RESNET_UNROLL_ALL
-                for (int xi = 0; xi < A * A; ++xi) RESNET_PREFETCH_OWN(next + xi * p.v_stride);
+                for (int xi = 0; xi < A * A; ++xi) RESNET_PREFETCH_WRITE(next, xi * p.v_stride);
             }
             RESNET_UNROLL_ALL
             for (int b = 0; b < A; ++b) wino_in<V, M>(h + b * L, A * L, vc + g * L + b * p.v_stride, A * p.v_stride);
