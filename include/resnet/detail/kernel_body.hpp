@@ -619,8 +619,7 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
             // The next group's α² lines of V, fetched for ownership while
             // this group is stored. The previous Winograd layer's products
             // read V on every core, so each store here otherwise waited for
-            // the other cores to drop their copies (one line took ~220 ns
-            // between this VM's 2 vCPUs, one way). ResNet-50 at 2 threads,
+            // the other cores to drop their copies. ResNet-50 at 2 threads,
             // in the network (12 alternating processes, medians, AMD EPYC
             // family 26 model 2): layer1's input transforms 116–118 → 78–93
             // µs, layer2's 126 → 90, layer3's 56 → 40, the sum of all steps
