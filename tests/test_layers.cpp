@@ -357,21 +357,29 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
     }
 }
 
-TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread count", "[layers]", float, double) {
-    // Two chunks × several input blocks × three output items, batch 2.
-    const auto x = random_tensor<TestType>({2, 33, 41, 53}, 7);
+TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread count or the scratch side", "[layers]",
+                   float, double) {
+    // 41×53: several chunks × several input blocks × three output items,
+    // batch 2. 13×17: one chunk, whose transformed input has two places.
     const auto w = random_tensor<TestType>({140, 33, 3, 3}, 8, 0.06);
     const auto b = random_tensor<TestType>({140}, 9);
-    const auto res = random_tensor<TestType>({2, 140, 41, 53}, 10);
-    const auto im2col = run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true);
-    for (const auto& [algo, m] : kWinograd<TestType>) {
-        const resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, 1, algo);
-        const auto one = run_conv(conv, x, 1, &res, true);
-        for (int threads : {2, 3}) {
-            INFO("F(" << m << "x" << m << "), " << threads << " threads");
-            CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
+    for (const auto& [h, wd] : {std::pair(41, 53), std::pair(13, 17)}) {
+        const auto x = random_tensor<TestType>({2, 33, h, wd}, 7);
+        const auto res = random_tensor<TestType>({2, 140, h, wd}, 10);
+        const auto im2col =
+            run_conv(resnet::Conv2d<TestType>(w, b, 1, 1, 1, 1, Algo<TestType>::Im2col), x, 1, &res, true);
+        for (const auto& [algo, m] : kWinograd<TestType>) {
+            resnet::Conv2d<TestType> conv(w, b, 1, 1, 1, 1, algo);
+            const auto one = run_conv(conv, x, 1, &res, true);
+            for (int side : {0, 1})
+                for (int threads : {1, 2, 3}) {
+                    INFO(h << "x" << wd << ", F(" << m << "x" << m << "), side " << side << ", " << threads
+                           << " threads");
+                    conv.set_winograd_side(side);
+                    CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
+                }
+            CHECK(close(one, im2col, winograd_tol<TestType>()));
         }
-        CHECK(close(one, im2col, winograd_tol<TestType>()));
     }
 }
 

@@ -43,6 +43,14 @@ public:
     }
     const std::vector<Conv2d<T>>& convs() const { return convs_; }
     const std::optional<Conv2d<T>>& downsample() const { return downsample_; }
+    /// Gives the block's Winograd convolutions alternate scratch sides in the
+    /// order forward() runs them, the first `side`; returns the next one's.
+    int alternate_winograd_sides(int side) {
+        if (downsample_ && downsample_->winograd_tile()) downsample_->set_winograd_side(side++ % 2);
+        for (auto& c : convs_)
+            if (c.winograd_tile()) c.set_winograd_side(side++ % 2);
+        return side;
+    }
     /// Whether forward() writes its output over its input x (the shortcut is
     /// x itself) rather than into `out`.
     bool in_place() const { return !downsample_ && subsample_ == 1; }

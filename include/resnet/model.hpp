@@ -68,7 +68,11 @@ public:
     ResNet(Architecture arch, Stem<T> stem, std::vector<std::vector<ResidualBlock<T>>> stages, Head<T> head,
            std::map<std::string, std::string> metadata = {}, RunOptions options = {})
         : arch_(std::move(arch)), stem_(std::move(stem)), stages_(std::move(stages)), head_(std::move(head)),
-          metadata_(std::move(metadata)), options_(options) {}
+          metadata_(std::move(metadata)), options_(options) {
+        int side = 0;
+        for (auto& stage : stages_)
+            for (auto& block : stage) side = block.alternate_winograd_sides(side);
+    }
 
     ResNet(ResNet&& o) noexcept
         : arch_(std::move(o.arch_)), stem_(std::move(o.stem_)), stages_(std::move(o.stages_)),

@@ -125,6 +125,11 @@ public:
     Algorithm algorithm() const { return algorithm_; }
     /// The Winograd output tile m of forward() (4 or 2), or 0: im2col + GEMM or direct.
     int winograd_tile() const { return wino_m_; }
+    /// Which of its two places in the scratch a Winograd layer puts its
+    /// transformed input in, when it has two (winograd.hpp): consecutive
+    /// Winograd layers of a network take alternate sides (ResNet's
+    /// constructor), so each can fetch the lines the next will write.
+    void set_winograd_side(int side) { wino_side_ = side; }
     /// Whether forward() runs the direct convolution (direct.hpp), and
     /// whether its channel-vector kernel.
     bool direct() const { return direct_ || channels_; }
@@ -150,7 +155,7 @@ public:
                  detail::ThreadPool& pool) const {
         if (wino_m_)
             return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
-                                     bias_.data(), in, n, out, ep.residual, ep.relu, col, pool);
+                                     bias_.data(), in, n, out, ep.residual, ep.relu, col, wino_side_, pool);
         if (channels_)
             return direct::forward_channels(direct_plan(h, w), stride_, packed_.data(), bias_.data(), in, n, out,
                                             ep.residual, ep.relu, col, pool);
@@ -339,7 +344,7 @@ private:
     // (winograd::transform_weights), else null; immutable, so copies of the
     // layer share it. Exactly one of packed_ and wino_weight_ is set.
     std::shared_ptr<const Tensor<T>> wino_weight_;
-    int wino_m_ = 0;
+    int wino_m_ = 0, wino_side_ = 0;
     bool direct_ = false, channels_ = false;
 };
 

@@ -83,9 +83,32 @@ namespace resnet::winograd {
 //     thread count.
 //   * Memory: U is α²/9 × the layer's 3×3 weights (4× for m = 4, 1.8× for
 //     m = 2); a layer keeps U instead of its im2col weights.
-//   * workspace_size(): V of all chunks + the pass-2 item slices
-//     ≈ (α/m)²·(Cin + Cout rounded up to kItemRows)·h·w elements; only Plan and the
-//     layer shape decide it.
+//   * workspace_size(): V of all chunks (of the one chunk twice, below) +
+//     the pass-2 item slices ≈ (α/m)²·(Cin + Cout rounded up to kItemRows)·h·w
+//     elements; only Plan and the layer shape decide it.
+//   * With one chunk, V has a second place, after the item slices, and at
+//     more than one thread the layer's side (Conv2d::set_winograd_side; 0:
+//     the first place) picks one; ResNet gives consecutive Winograd layers
+//     alternate sides. Pass 2's items all read the whole of V, so at 2
+//     threads each line of V ends up cached on both cores, and the next
+//     input transform to write it waited for the other core to drop its
+//     copy: pass 1 took longer at 2 threads than at 1 (alone, 256ch 14²: 74
+//     against 51 µs; 128ch 28²: 87 against 58). So pass 2 also fetches for
+//     ownership, spread over its micro-tile calls, the lines of the other
+//     side that the same thread will write in the next layer's pass 1 if
+//     that layer is alike (item i of k: channels [i·Cin/k, (i+1)·Cin/k),
+//     as the shares line up). Alone, pass 1 then took 42 instead of 74 µs
+//     (37 with those lines written beforehand). In ResNet-50 at 2 threads
+//     (instrumented, 8 alternating processes): pass 1 of layer2.2–2.3 103 →
+//     48–52 µs, of layer3.2–3.5 66 → 36–40, of layer4.2 45 → 28; pass 2
+//     0–30 µs slower. The first layer of each stage, unlike the one before,
+//     gains nothing. Whole forward, 2 threads, forward() calls alternating
+//     with the build before in one process (medians of 60–100 pairs' ratios,
+//     AMD EPYC family 26 model 2): ResNet-50 0.991–0.999× the time (eight
+//     runs, host state changing), ResNet-18 0.983–0.992× (two), ResNet-101
+//     0.986–0.991× (three); 1 thread, where the layout is as before,
+//     1.000×. Peak RSS unchanged: ResNet-50's largest scratch is layer1's,
+//     two chunks at 56².
 //   * Accuracy (ResNet-50 3×3 shapes, post-ReLU inputs, He weights, bias +
 //     residual + ReLU; max|Δ| / max|y| vs the long-double oracle):
 //                      64ch 56²   128ch 28²  256ch 14²  512ch 7²
@@ -216,6 +239,7 @@ struct Plan {
     int cin_blocks = 0, panels = 0, item_panels = 0, out_blocks = 0;
     int64_t v_stride = 0;  // between the ξ matrices of V (Cin·ld + a cache line: no 4K aliasing)
     int64_t v_chunk = 0, m_item = 0, out_item = 0, total = 0;
+    int64_t side1 = 0;  // with one chunk, where V's second place starts (after the items), else 0
 
     template <class T>
     static Plan make(int m, int cin, int cout, int h, int w) {
@@ -237,7 +261,9 @@ struct Plan {
         // one interleaved output row (≤ m·ld).
         p.m_item = int64_t(p.item_panels) * p.rows * p.points * p.ld;
         p.out_item = p.m_item + int64_t(m) * m * p.ld + int64_t(m) * p.ld + 16;
-        p.total = p.v_chunk * p.chunks + p.out_item * p.chunks * p.out_blocks + 16;  // + alignment slack
+        p.total = p.v_chunk * p.chunks + p.out_item * p.chunks * p.out_blocks;
+        if (p.chunks == 1) p.side1 = p.total, p.total += p.v_chunk;
+        p.total += 16;  // alignment slack
         return p;
     }
 
@@ -287,17 +313,25 @@ const Transforms<T>& transforms() {
 /// The α² products of one item: for every ξ, channels of panels
 /// [p0, p0 + np) × the chunk's nt tiles, into m[(o − o0)·α²·ld + ξ·ld + k]
 /// (columns k of the last vector past nt are left as they were: the output
-/// transform computes them but stores nothing of them).
+/// transform computes them but stores nothing of them). If `next` is set,
+/// its first `next_size` elements at each ξ (next + ξ·v_stride) are fetched
+/// for ownership along the way, a share after each micro-tile call.
 template <class T>
-void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m) {
+void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m, const T* next, int64_t next_size) {
     const auto& kern = resnet::detail::kernels<T>();
     const int S = kern.strip(), R = kern.rows;
     const int64_t ms = int64_t(p.points) * p.ld;
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+    const int64_t lines = next ? (next_size + kLine - 1) / kLine : 0;
+    const int64_t calls = int64_t(np) * ((nt + S - 1) / S), share = (lines + calls - 1) / calls;
     for (int xi = 0; xi < p.points; ++xi) {
         const T* vx = v + xi * p.v_stride;
         T* mx = m + xi * p.ld;
+        int64_t fetched = 0;
         for (int k0 = 0; k0 < nt; k0 += S)
             for (int q = 0; q < np; ++q) {
+                for (const int64_t end = std::min(lines, fetched + share); fetched < end; ++fetched)
+                    RESNET_PREFETCH_WRITE(next + xi * p.v_stride, fetched * kLine);
                 const int panel = p0 + q, rows = std::min(R, p.cout - panel * R);
                 resnet::detail::strip_tiles(kern, R,
                                             {p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + k0, p.ld,
@@ -309,12 +343,14 @@ void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m) 
 
 template <class T>
 void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
-             T* ws, resnet::detail::ThreadPool& pool) {
+             T* ws, int side, resnet::detail::ThreadPool& pool) {
     const Transforms<T>& tr = transforms<T>();
     const int which = p.m == 4;
     // 64-byte align the scratch (the caller's pointer may be anywhere).
     T* base = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(ws) + 63) & ~uintptr_t(63));
-    T* v = base;
+    const bool sides = p.side1 > 0 && pool.threads() > 1;
+    T* v = base + (sides && side % 2 ? p.side1 : 0);
+    const T* next_v = sides ? base + (side % 2 ? 0 : p.side1) : nullptr;
     T* items = base + p.v_chunk * p.chunks;
     const int64_t in_plane = int64_t(p.cin) * p.h * p.w, out_plane = int64_t(p.cout) * p.h * p.w;
     for (int img = 0; img < n; ++img) {
@@ -330,7 +366,12 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
             const int np = std::min(p.item_panels, p.panels - p0), o0 = p0 * p.rows;
             const int nr = std::min(np * p.rows, p.cout - o0);
             T* m = items + item * p.out_item;
-            gemms(p, u, v + chunk * p.v_chunk, p0, np, p.chunk_size(chunk), m);
+            // The item's fraction of the other side's channels: with the
+            // items in order, what this thread's share of the next
+            // layer's input transform writes there, if that layer is alike.
+            const int64_t c0 = item * p.cin / p.out_blocks, c1 = (item + 1) * p.cin / p.out_blocks;
+            gemms(p, u, v + chunk * p.v_chunk, p0, np, p.chunk_size(chunk), m, next_v ? next_v + c0 * p.ld : nullptr,
+                  (c1 - c0) * p.ld);
             tr.output[which](p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item);
         });
     }
@@ -339,11 +380,12 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
 }  // namespace detail
 
 /// in: n×Cin×h×w, out: n×Cout×h×w (+ residual of that shape, may be null),
-/// u: transform_weights(p.m, …) of the layer, ws: p.total elements.
+/// u: transform_weights(p.m, …) of the layer, ws: p.total elements, side:
+/// where V goes when it has two places (0 or 1; see the contract).
 template <class T>
 void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
-             T* ws, resnet::detail::ThreadPool& pool) {
-    detail::forward(p, u, bias, in, n, out, residual, relu, ws, pool);
+             T* ws, int side, resnet::detail::ThreadPool& pool) {
+    detail::forward(p, u, bias, in, n, out, residual, relu, ws, side, pool);
 }
 
 }  // namespace resnet::winograd
