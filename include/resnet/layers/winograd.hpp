@@ -103,12 +103,14 @@ namespace resnet::winograd {
 //     48–52 µs, of layer3.2–3.5 66 → 36–40, of layer4.2 45 → 28; pass 2
 //     0–30 µs slower. The first layer of each stage, unlike the one before,
 //     gains nothing. Whole forward, 2 threads, forward() calls alternating
-//     with the build before in one process (medians of 60–100 pairs' ratios,
+//     with the build before in one process (medians of 40–100 pairs' ratios,
 //     AMD EPYC family 26 model 2): ResNet-50 0.991–0.999× the time (eight
 //     runs, host state changing), ResNet-18 0.983–0.992× (two), ResNet-101
 //     0.986–0.991× (three); 1 thread, where the layout is as before,
-//     1.000×. Peak RSS unchanged: ResNet-50's largest scratch is layer1's,
-//     two chunks at 56².
+//     0.9995× (30 pairs). Peak RSS unchanged: ResNet-50's largest scratch is
+//     layer1's, two chunks at 56². A one-chunk layer run alone at 1 thread
+//     still reserves the second place (workspace_size() takes no thread
+//     count).
 //   * Accuracy (ResNet-50 3×3 shapes, post-ReLU inputs, He weights, bias +
 //     residual + ReLU; max|Δ| / max|y| vs the long-double oracle):
 //                      64ch 56²   128ch 28²  256ch 14²  512ch 7²
