@@ -191,10 +191,12 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // whole strips and whole vectors: 48 columns (AVX-512's strip, AVX2's
     // 16 + 16 + 16), 80 (AVX-512's 48 + 32: a two-vector tile) and,
     // grouped, 24 (AVX2's 16 + 8); 16 columns (AVX-512's one vector) above;
-    // with a few columns past whole vectors for tile_columns: 49 (ResNet's
-    // 7×7: 48 and 1 under AVX-512, one vector and 1 under AVX2 and SSE2),
-    // 84 (AVX-512: 48, then two vectors and 4) and 196 (14×14: AVX-512's 4
-    // strips and 4; SSE2: whole vectors). A 1×1 of 600 channels into 16 at
+    // with a few columns past whole vectors: 49 (ResNet's 7×7: the last
+    // strip's tile takes the 49th column under AVX-512 and AVX2,
+    // Kernels::columns_past; SSE2 runs tile_columns on it), 50, 51 and 98
+    // (AVX-512's last tile takes 2 or 3; AVX2 runs tile_columns), 84 (AVX-512: 48, then two vectors and 4 for
+    // tile_columns) and 196 (14×14: AVX-512's 3 strips, then 48 and 4 in
+    // one tile; SSE2: whole vectors). A 1×1 of 600 channels into 16 at
     // 20×20: k blocks, and at 3 threads items by columns (gemm(): more
     // columns than rows, at least two strips per thread), as the 7×7 over a
     // 5×210 plane and, under AVX2 and SSE2, 14×14 and 10×14 outputs.
@@ -220,7 +222,8 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
                             {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1},
                             {1, 20, 150, 9, 13, 3, 2, 1, 1},  {1, 600, 16, 20, 20, 1, 1, 0, 1},
                             {1, 1000, 64, 7, 7, 1, 1, 0, 1},  {2, 1100, 40, 7, 7, 1, 1, 0, 1},
-                            {1, 1, 6, 7, 9, 3, 2, 1, 1}};
+                            {1, 1, 6, 7, 9, 3, 2, 1, 1},      {1, 40, 20, 5, 10, 1, 1, 0, 1},
+                            {2, 30, 17, 3, 17, 1, 1, 0, 1},   {1, 20, 9, 7, 14, 1, 1, 0, 1}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
     uint32_t seed = 100;
     for (const auto& s : shapes) {

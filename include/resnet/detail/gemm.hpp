@@ -77,23 +77,47 @@ struct GemmGroups {
 /// past its whole vectors, under panels of R rows.
 inline bool takes_columns(int rest, int R) { return rest > 0 && rest <= kColumns && rest < R; }
 
-/// One strip's micro-tiles, t as for Kernels::tile with t.cols ≤ strip()
-/// (t.vectors is set here): one tile of the vectors that cover t.cols, or,
-/// when the columns past the whole vectors are at most kColumns and fewer
-/// than the panel's R rows, a tile of the whole vectors (if any) and
-/// tile_columns on the rest, whose cost per k is one vector FMA per column
-/// instead of R. In ResNet-50 at 224² that is every GEMM at 7×7 (49 = 3·16
-/// + 1 columns under AVX-512; also the Winograd products at 14², 7×7 tiles)
-/// and the 1×1s at 14² (196 = 12·16 + 4). In the network, 1 thread, 8
-/// interleaved rounds, medians (Intel Xeon family 6 model 207): the 7×7
-/// layers 5–9% faster (layer4's 3×3s 5.36 → 5.04 ms), the 14² Winograd
-/// 3×3s 7.50 → 7.14 ms, the 14² 1×1s unchanged; convolutions 67.5 → 66.3
-/// ms. ResNet-18, 10 rounds: 0.96× the forward time.
+/// A product's strips of S columns: ⌈cols/S⌉, except that a last one of
+/// at most E columns (Kernels::columns_past_for) joins the strip before
+/// it, whose tile sums them in its own k loop (tile_n). In a strip of their
+/// own, run after the whole strips' tiles by tile_columns, they had every
+/// row of B's block read again: the 512 × 2048 × 49 product (ResNet-50's
+/// layer4 1×1s) took 552–557 µs against 465–469 µs in one tile and 447–453 µs for
+/// 48 columns; 256 × 1024 × 196 (layer3's 1×1s) 478–484 against 467–472
+/// (1 thread, lower quartiles of 400 calls, AMD EPYC family 26 model 2).
+/// In the network, forward() calls alternating with the previous build
+/// (medians of 40–60 pairs' ratios, same CPU): ResNet-50 0.964–0.971× the
+/// time at 1 thread and 0.961–0.972× at 2, ResNet-18 0.976× and 0.963×,
+/// ResNet-101 0.969× and 0.967× (every 7×7 GEMM, the Winograd products at
+/// 14² and 28², the 1×1s at 14²).
+inline int64_t strip_count(int64_t cols, int S, int E) {
+    const int64_t strips = (cols + S - 1) / S;
+    return strips > 1 && cols - (strips - 1) * S <= E ? strips - 1 : strips;
+}
+
+/// The columns of strip s of a product's `strips` (strip_count).
+inline int strip_width(int64_t s, int64_t strips, int64_t cols, int S) {
+    return int(s + 1 == strips ? cols - s * S : S);
+}
+
+/// One strip's micro-tiles, t as for Kernels::tile with t.cols ≤ strip(), or
+/// up to columns_past_for(R) more (a last strip, strip_count) (t.vectors is
+/// set here): one tile of the vectors that cover t.cols, or of all the set's
+/// vectors and the columns past them; or, when the columns past the whole
+/// vectors are at most kColumns and fewer than the panel's R rows, a tile
+/// of the whole vectors (if any) and tile_columns on the rest, whose cost
+/// per k is one vector FMA per column instead of R. tile_columns took the
+/// 7×7 layers (49 = 3·16 + 1 columns under AVX-512, then a one-vector tile
+/// for the last) 5–9% faster (layer4's 3×3s 5.36 → 5.04 ms), the 14²
+/// Winograd 3×3s 7.50 → 7.14 ms (ResNet-50, 1 thread, in the network, 8
+/// interleaved rounds, medians, Intel Xeon family 6 model 207); since
+/// strip_count, it runs on such columns only where no whole strip precedes
+/// them or the set's tile takes fewer (16-register sets).
 template <class T>
 RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T> t) {
     const int L = kern.lanes, whole = t.cols / L * L, rest = t.cols - whole;
-    if (!takes_columns(rest, R)) {
-        t.vectors = (t.cols + L - 1) / L;
+    if (!takes_columns(rest, R) || whole >= kern.strip()) {
+        t.vectors = std::min(kern.vectors, (t.cols + L - 1) / L);
         return kern.tile_for(R)(t);
     }
     if (whole > 0) {
@@ -195,7 +219,8 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
     const Kernels<T>& kern = kernels<T>();
     const int R = kern.panel_rows_for(rows), S = kern.strip();
     constexpr int64_t kABlockBytes = 256 << 10, kBlockStrips = 8;
-    const int64_t strips = (cols + S - 1) / S, np = panel_count(rows, R), depth = std::min(k, kGemmDepth);
+    const int64_t strips = strip_count(cols, S, kern.columns_past_for(R)), np = panel_count(rows, R);
+    const int64_t depth = std::min(k, kGemmDepth);
     const int64_t threads = pool.threads();
     const bool by_columns = threads > 1 && groups.count == 1 && cols > rows && strips >= 2 * threads;
     const int64_t col_blocks = by_columns ? threads * ((strips + threads * kBlockStrips - 1) / (threads * kBlockStrips))
@@ -232,7 +257,7 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
                     const T* bs = b + g * groups.b_stride + s * strip_stride + k0 * row_stride;
                     strip_tiles(kern, R,
                                 {kn, ag + k0 * np * R + q * kn * R, bs, row_stride, 0, cg + r0 * ldc + s * S, ldc,
-                                 int(std::min<int64_t>(R, rows - r0)), int(std::min<int64_t>(S, cols - s * S)), k0 > first_k,
+                                 int(std::min<int64_t>(R, rows - r0)), strip_width(s, strips, cols, S), k0 > first_k,
                                  last ? og.bias + r0 : nullptr,
                                  k0 == 0 && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
                 }

@@ -57,10 +57,11 @@
 namespace resnet::detail {
 
 /// One micro-tile: c[r·ldc + j] for r < rows, j < cols (rows ≤ the panel's,
-/// cols ≤ vectors·lanes) = (accumulate ? c : 0) + Σ_{i<k} a[i·R + r] ·
+/// cols ≤ vectors·lanes, or up to Kernels::columns_past more for a tile of
+/// all the set's vectors) = (accumulate ? c : 0) + Σ_{i<k} a[i·R + r] ·
 /// b[i·ldb + j], the sum over i in order (a: one packed panel of R rows);
 /// then, if bias is set: + bias[r], + residual[r·ldc + j] (if set), max(0, ·)
-/// if relu. b has vectors·lanes readable columns.
+/// if relu. b has max(cols, vectors·lanes) readable columns.
 template <class T>
 struct TileArgs {
     int64_t k;
@@ -326,6 +327,12 @@ struct Kernels {
     using Tile = void (*)(const TileArgs<T>&);
     Isa isa;
     int rows, lanes, vectors;
+    /// Columns past its `vectors` that `tile` sums in its own k loop, at
+    /// most: a product's last few columns (gemm.hpp, strip_count). The
+    /// 16-register sets spill for them: under AVX2 one column gained
+    /// (512 × 2048 × 49: 1034–1046 against 1114–1125 µs for a strip of
+    /// its own), four lost (256 × 1024 × 196: 1055 against 1006–1018).
+    int columns_past;
     Tile tile;
     /// The same strip under kNarrowRows rows, for GEMMs whose row count
     /// `rows` would pad badly (grouped convolutions: see panel_rows_for).
@@ -344,6 +351,7 @@ struct Kernels {
         return (m + rows - 1) / rows * rows * 4 > 5 * m ? kNarrowRows : rows;
     }
     Tile tile_for(int panel_rows) const { return panel_rows == rows ? tile : narrow_tile; }
+    int columns_past_for(int panel_rows) const { return panel_rows == rows ? columns_past : 0; }
     /// tile_columns under `rows` and kNarrowRows rows: a strip's columns past
     /// its whole vectors, when at most kColumns and fewer than the panel's
     /// rows (strip_tiles in gemm.hpp).
@@ -400,7 +408,7 @@ struct Kernels {
 /// shared; avx512 then ran 12 × 2): sum 16.4–18.8 ms avx512, 28.9–30.1 ms
 /// avx2, 82–89 ms sse2; e.g. the 128→512 1×1 at 28² ran at 95–125, 70–73
 /// and 21 GFLOP/s.
-template <class V, int R, int NV, int DV, int CV, int CP>
+template <class V, int R, int NV, int E, int DV, int CV, int CP>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
                                                    typename Kernels<typename V::Scalar>::Tile columns,
@@ -410,8 +418,8 @@ constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typ
                                                    decltype(Kernels<typename V::Scalar>::rows_max) rows_max,
                                                    decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2,
                                                    decltype(Kernels<typename V::Scalar>::dot_rows) dot_rows) {
-    return {isa,      R,  V::lanes, NV,       tile,         narrow_tile, columns, narrow_columns, direct, DV,
-            channels, CV, CP,       rows_max, windows_max2, dot_rows};
+    return {isa,    R,      V::lanes, NV,       E,        tile,         narrow_tile, columns, narrow_columns,
+            direct, DV,     channels, CV,       CP,       rows_max,     windows_max2, dot_rows};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -421,20 +429,20 @@ Kernels<T> kernels_for(Isa isa) {
     if constexpr (std::is_same<T, float>::value) {
         switch (isa) {
             case Isa::Sse2:
-                return make_kernels<Sse2Vec, 6, 2, 3, 2, 6>(
+                return make_kernels<Sse2Vec, 6, 2, 0, 3, 2, 6>(
                     isa, sse2::tile<Sse2Vec, 6, 2>, sse2::tile<Sse2Vec, kNarrowRows, 2>,
                     sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>,
                     sse2::channels<Sse2Vec, 2, 6>,
                     sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>, sse2::dot_rows<Sse2Vec>);
             case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2, 3, 2, 6>(
-                    isa, avx2::tile<Avx2Vec, 6, 2>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
+                return make_kernels<Avx2Vec, 6, 2, 1, 3, 2, 6>(
+                    isa, avx2::tile<Avx2Vec, 6, 2, 1>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
                     avx2::channels<Avx2Vec, 2, 6>,
                     avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>, avx2::dot_rows<Avx2Vec>);
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 8, 3, 6, 4, 7>(
-                    isa, avx512::tile<Avx512Vec, 8, 3>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
+                return make_kernels<Avx512Vec, 8, 3, kColumns, 6, 4, 7>(
+                    isa, avx512::tile<Avx512Vec, 8, 3, kColumns>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
                     avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
                     avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>,
                     avx512::rows_max<Avx512Vec>, avx512::windows_max2<Avx512Vec>, avx512::dot_rows<Avx512Vec>);
@@ -443,7 +451,7 @@ Kernels<T> kernels_for(Isa isa) {
     }
 #endif
     (void)isa;
-    return make_kernels<EigenVec<T>, 6, 2, 3, 2, 6>(
+    return make_kernels<EigenVec<T>, 6, 2, 0, 3, 2, 6>(
         Isa::Portable, portable::tile<EigenVec<T>, 6, 2>, portable::tile<EigenVec<T>, kNarrowRows, 2>,
         portable::tile_columns<EigenVec<T>, 6, 1>, portable::tile_columns<EigenVec<T>, kNarrowRows, 1>,
         portable::direct<EigenVec<T>, 3>, portable::channels<EigenVec<T>, 2, 6>, portable::rows_max<EigenVec<T>>,

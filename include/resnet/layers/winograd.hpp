@@ -325,20 +325,22 @@ void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m, 
     const int64_t ms = int64_t(p.points) * p.ld;
     constexpr int64_t kLine = 64 / int64_t(sizeof(T));
     const int64_t lines = next ? (next_size + kLine - 1) / kLine : 0;
-    const int64_t calls = int64_t(np) * ((nt + S - 1) / S), share = (lines + calls - 1) / calls;
+    const int64_t strips = resnet::detail::strip_count(nt, S, kern.columns_past);
+    const int64_t calls = np * strips, share = (lines + calls - 1) / calls;
     for (int xi = 0; xi < p.points; ++xi) {
         const T* vx = v + xi * p.v_stride;
         T* mx = m + xi * p.ld;
         int64_t fetched = 0;
-        for (int k0 = 0; k0 < nt; k0 += S)
+        for (int64_t s = 0; s < strips; ++s)
             for (int q = 0; q < np; ++q) {
                 for (const int64_t end = std::min(lines, fetched + share); fetched < end; ++fetched)
                     RESNET_PREFETCH_WRITE(next + xi * p.v_stride, fetched * kLine);
                 const int panel = p0 + q, rows = std::min(R, p.cout - panel * R);
                 resnet::detail::strip_tiles(kern, R,
-                                            {p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + k0, p.ld,
-                                             0, mx + q * R * ms + k0, ms, rows, std::min(S, nt - k0), false, nullptr,
-                                             nullptr, false});
+                                            {p.cin, u + (int64_t(xi) * p.panels + panel) * p.cin * R, vx + s * S, p.ld,
+                                             0, mx + q * R * ms + s * S, ms, rows,
+                                             resnet::detail::strip_width(s, strips, nt, S), false, nullptr, nullptr,
+                                             false});
             }
     }
 }
