@@ -92,6 +92,17 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         // layer timings, 6 interleaved rounds, medians, Intel Xeon family 6
         // model 207; 2 KiB ahead: 63.9 and 38.5, 8 KiB: 66.7 ms at 1 thread).
         RESNET_PREFETCH(a, kAPrefetchBytes / int(sizeof(T)));
+        // A one-vector tile reads A four times as fast per FMA as a
+        // 3-vector one (AVX-512: 32 bytes per 8 FMAs): the Winograd products
+        // at 7×7 (16 tiles), whose 16.8 MB of U per 512-channel layer come
+        // from DRAM. There, a second fetch 8 KiB ahead into L2 as well:
+        // forward() calls alternating with the build before (medians of
+        // 40–50 pairs' ratios, AMD EPYC family 26 model 2): ResNet-18 (three
+        // such layers) 0.978–0.985× the time, ResNet-50 0.993–0.998× at 2
+        // threads and 0.996–1.000× at 1, ResNet-101 1.000×. In every tile,
+        // 16 KiB ahead took ResNet-50 1.004–1.008× the time; 8 KiB ahead
+        // 0.991–0.999×, but ResNet-101 1.009× at 2 threads.
+        if constexpr (NV == 1) RESNET_PREFETCH_L2(a, 8192 / int(sizeof(T)));
         RESNET_UNROLL_ALL
         for (int r = 0; r < R; ++r) {
             const X ar = V::set1(a[r]);

@@ -32,6 +32,8 @@
 #define RESNET_PREFETCH_ADDRESS(p, ahead) \
     reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(p) + (ahead) * sizeof(*(p)))
 #define RESNET_PREFETCH(p, ahead) __builtin_prefetch(RESNET_PREFETCH_ADDRESS(p, ahead))
+// The same into L2 only (PREFETCHT1 on x86).
+#define RESNET_PREFETCH_L2(p, ahead) __builtin_prefetch(RESNET_PREFETCH_ADDRESS(p, ahead), 0, 2)
 // To write: PREFETCHW, which fetches the line for ownership, so that the
 // store does not then wait for other cores to drop their copies (x86 CPUs
 // without the PRFCHW feature run it as a NOP; __builtin_prefetch(p, 1)
@@ -51,6 +53,7 @@
 #define RESNET_ALWAYS_INLINE inline
 #define RESNET_UNROLL_ALL
 #define RESNET_PREFETCH(p, ahead) ((void)0)
+#define RESNET_PREFETCH_L2(p, ahead) ((void)0)
 #define RESNET_PREFETCH_WRITE(p, ahead) ((void)0)
 #endif
 
