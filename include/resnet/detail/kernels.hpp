@@ -334,7 +334,9 @@ struct Kernels {
     /// most: a product's last few columns (gemm.hpp, strip_count). The
     /// 16-register sets spill for them: under AVX2 one column gained
     /// (512 × 2048 × 49: 1034–1046 against 1114–1125 µs for a strip of
-    /// its own), four lost (256 × 1024 × 196: 1055 against 1006–1018).
+    /// its own), two lost (64 × 64 × 98: 10.9–11.3 against 10.5–10.7 µs;
+    /// 128 × 256 × 50: 44.2–46.5 against 40.0–41.4), four lost (256 × 1024
+    /// × 196: 1055 against 1006–1018).
     int columns_past;
     Tile tile;
     /// The same strip under kNarrowRows rows, for GEMMs whose row count
