@@ -82,9 +82,10 @@ inline bool takes_columns(int rest, int R) { return rest > 0 && rest <= kColumns
 /// it, whose tile sums them in its own k loop (tile_n). In a strip of their
 /// own, run after the whole strips' tiles by tile_columns, they had every
 /// row of B's block read again: the 512 × 2048 × 49 product (ResNet-50's
-/// layer4 1×1s) took 552–557 µs against 465–469 µs in one tile and 447–453 µs for
-/// 48 columns; 256 × 1024 × 196 (layer3's 1×1s) 478–484 against 467–472
-/// (1 thread, lower quartiles of 400 calls, AMD EPYC family 26 model 2).
+/// layer4 1×1s) took 552–557 µs against 465–469 µs in one tile and
+/// 447–453 µs for 48 columns; 256 × 1024 × 196 (layer3's 1×1s) 478–484
+/// against 467–472 (1 thread, lower quartiles of 400 calls, AMD EPYC
+/// family 26 model 2).
 /// In the network, forward() calls alternating with the previous build
 /// (medians of 40–60 pairs' ratios, same CPU): ResNet-50 0.964–0.971× the
 /// time at 1 thread and 0.961–0.972× at 2, ResNet-18 0.976× and 0.963×,
