@@ -194,9 +194,9 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // with a few columns past whole vectors: 49 (ResNet's 7×7: the last
     // strip's tile takes the 49th column under AVX-512 and AVX2,
     // Kernels::columns_past; SSE2 runs tile_columns on it), 50, 51 and 98
-    // (AVX-512's last tile takes 2 or 3; AVX2 runs tile_columns), 84 (AVX-512: 48, then two vectors and 4 for
-    // tile_columns) and 196 (14×14: AVX-512's 3 strips, then 48 and 4 in
-    // one tile; SSE2: whole vectors). A 1×1 of 600 channels into 16 at
+    // (AVX-512's last tile takes 2 or 3; AVX2 runs tile_columns), 84
+    // (AVX-512: 48, then two vectors and 4 for tile_columns) and 196 (14×14:
+    // AVX-512's 3 strips, then 48 and 4 in one tile; SSE2: whole vectors). A 1×1 of 600 channels into 16 at
     // 20×20: k blocks, and at 3 threads items by columns (gemm(): more
     // columns than rows, at least two strips per thread), as the 7×7 over a
     // 5×210 plane and, under AVX2 and SSE2, 14×14 and 10×14 outputs.

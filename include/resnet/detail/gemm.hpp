@@ -89,8 +89,8 @@ inline bool takes_columns(int rest, int R) { return rest > 0 && rest <= kColumns
 /// In the network, forward() calls alternating with the previous build
 /// (medians of 40–60 pairs' ratios, same CPU): ResNet-50 0.964–0.971× the
 /// time at 1 thread and 0.961–0.972× at 2, ResNet-18 0.976× and 0.963×,
-/// ResNet-101 0.969× and 0.967× (every 7×7 GEMM, the Winograd products at
-/// 14² and 28², the 1×1s at 14²).
+/// ResNet-101 0.969× and 0.967× (the 1×1s at 7² and 14², the Winograd
+/// products at 14² and 28² (49 tiles) and 56² (chunks of 98)).
 inline int64_t strip_count(int64_t cols, int S, int E) {
     const int64_t strips = (cols + S - 1) / S;
     return strips > 1 && cols - (strips - 1) * S <= E ? strips - 1 : strips;

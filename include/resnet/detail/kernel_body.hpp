@@ -247,9 +247,11 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_columns_past(const TileArgs<ty
 template <class V, int R, int NV, int EMax = 0>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
     static_assert(NV >= 1 && NV <= 3, "tile() runs 1 to 3 vectors");
-    if constexpr (EMax > 0)
-        if (t.vectors == NV && t.cols > NV * V::lanes) return tile_columns_past<V, R, NV, EMax>(t, t.cols - NV * V::lanes);
-    if (t.vectors == NV) return tile_n<V, R, NV>(t);
+    if (t.vectors == NV) {
+        if constexpr (EMax > 0)
+            if (t.cols > NV * V::lanes) return tile_columns_past<V, R, NV, EMax>(t, t.cols - NV * V::lanes);
+        return tile_n<V, R, NV>(t);
+    }
     if constexpr (NV == 3)
         if (t.vectors == 2) return tile_n<V, R, 2>(t);
     tile_n<V, R, 1>(t);

@@ -439,12 +439,14 @@ Kernels<T> kernels_for(Isa isa) {
                     sse2::tile_columns<Sse2Vec, 6, 1>, sse2::tile_columns<Sse2Vec, kNarrowRows, 1>, sse2::direct<Sse2Vec, 3>,
                     sse2::channels<Sse2Vec, 2, 6>,
                     sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>, sse2::dot_rows<Sse2Vec>);
-            case Isa::Avx2:
-                return make_kernels<Avx2Vec, 6, 2, 1, 3, 2, 6>(
-                    isa, avx2::tile<Avx2Vec, 6, 2, 1>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
+            case Isa::Avx2: {
+                constexpr int kPast = 1;  // Kernels::columns_past, and the tile built for it
+                return make_kernels<Avx2Vec, 6, 2, kPast, 3, 2, 6>(
+                    isa, avx2::tile<Avx2Vec, 6, 2, kPast>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
                     avx2::channels<Avx2Vec, 2, 6>,
                     avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>, avx2::dot_rows<Avx2Vec>);
+            }
             case Isa::Avx512:
                 return make_kernels<Avx512Vec, 8, 3, kColumns, 6, 4, 7>(
                     isa, avx512::tile<Avx512Vec, 8, 3, kColumns>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
