@@ -142,15 +142,21 @@ TEST_CASE("Conv2d fused epilogue: bias, residual, ReLU", "[layers]") {
     CHECK(*std::min_element(y.begin(), y.end()) == 0.0);
 }
 
-TEST_CASE("Conv2d output bits do not depend on the thread count", "[layers]") {
+TEST_CASE("Conv2d output bits do not depend on the thread count, of forward() or of the weights' layout",
+          "[layers]") {
     // 130→140 channels; 32 groups of 8; 64 groups, 1×1 read in place; the channel-vector kernel
     for (int i : {8, 13, 16, 19}) {
         const ConvCase c = conv_case(i);
-        const resnet::Conv2d<float> conv(c.w.cast<float>(), c.b.cast<float>(), c.stride, c.pad, c.dil, c.groups);
-        const Tensor<float> x = c.x.cast<float>();
+        const Tensor<float> w = c.w.cast<float>(), b = c.b.cast<float>(), x = c.x.cast<float>();
+        const resnet::Conv2d<float> conv(w, b, c.stride, c.pad, c.dil, c.groups);
         const auto one = run_conv(conv, x, 1);
-        INFO("conv case " << i);
-        for (int threads : {2, 3, 5}) CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
+        for (int threads : {2, 3, 5}) {
+            INFO("conv case " << i << ", " << threads << " threads");
+            CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
+            resnet::detail::ThreadPool loader(threads, false);
+            const resnet::Conv2d<float> laid_out(w, b, c.stride, c.pad, c.dil, c.groups, Algo<float>::Auto, &loader);
+            CHECK(max_abs_diff(run_conv(laid_out, x, 1), one) == 0.0);
+        }
     }
 }
 
@@ -382,6 +388,9 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
                     CHECK(max_abs_diff(run_conv(conv, x, threads, &res, true), one) == 0.0);
                 }
             CHECK(close(one, im2col, winograd_tol<TestType>()));
+            resnet::detail::ThreadPool loader(3, false);  // U written on 3 threads
+            const resnet::Conv2d<TestType> laid_out(w, b, 1, 1, 1, 1, algo, &loader);
+            CHECK(max_abs_diff(run_conv(laid_out, x, 1, &res, true), one) == 0.0);
         }
     }
 }

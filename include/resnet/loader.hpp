@@ -220,6 +220,7 @@ ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string,
                        const RunOptions& run) {
     const Architecture& arch = spec.arch;
     const bool v2 = arch.variant == Variant::V2;
+    ThreadPool pool(run.threads > 0 ? run.threads : cpu_budget(), false);  // lays the weights out
     const auto bn = [&](const std::string& name, int64_t c) {
         return BatchNorm2d<T>(src.take(name + ".weight", {c}), src.take(name + ".bias", {c}),
                               src.take(name + ".running_mean", {c}), src.take(name + ".running_var", {c}),
@@ -231,11 +232,12 @@ ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string,
         Tensor<T>& w = src.take_staged(name + ".weight", {cout, cin / groups, k, k});
         std::optional<Tensor<T>> b = src.take_optional(name + ".bias", {cout});
         if (bn_name.empty())
-            return Conv2d<T>(w, b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2, 1, groups);
+            return Conv2d<T>(w, b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2, 1, groups,
+                             Conv2d<T>::Algorithm::Auto, &pool);
         return Conv2d<T>::fold_batchnorm(w, src.take(bn_name + ".weight", {cout}),
                                          src.take(bn_name + ".bias", {cout}), src.take(bn_name + ".running_mean", {cout}),
                                          src.take(bn_name + ".running_var", {cout}), stride, k / 2, groups,
-                                         spec.bn_eps, b ? &*b : nullptr);
+                                         spec.bn_eps, b ? &*b : nullptr, &pool);
     };
     Stem<T> stem{conv("conv1", v2 ? "" : "bn1", 64, 3, 7, 2), !v2, MaxPool2d{3, 2, 1, v2}};
     const bool bottleneck = arch.block == BlockKind::Bottleneck;

@@ -15,6 +15,7 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 #include "error.hpp"
@@ -44,6 +45,19 @@ constexpr size_t kAlign = 64;  // one cache line, a full AVX-512 register
 /// Firecracker VM); peak RSS unchanged.
 constexpr size_t kMapBytes = size_t(1) << 20;
 
+/// Faults in the whole pages within [p, p + bytes) for writing, now
+/// (MADV_POPULATE_WRITE; nothing where it is missing).
+inline void populate_pages(void* p, size_t bytes) {
+#if defined(MADV_POPULATE_WRITE)
+    static const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page,
+                    end = (uintptr_t(p) + bytes) / page * page;
+    if (begin < end) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 struct AlignedFree {
     size_t mapped = 0;  // bytes from mmap, or 0: from aligned_alloc
     void operator()(void* p) const noexcept {
@@ -57,8 +71,11 @@ struct AlignedFree {
     }
 };
 
+/// n elements; mapped and populated at once (above) from kMapBytes, unless
+/// `populate` is false: then the caller faults the pages in (see
+/// detail/populate.hpp).
 template <class T>
-std::unique_ptr<T[], AlignedFree> aligned_array(size_t n) {
+std::unique_ptr<T[], AlignedFree> aligned_array(size_t n, bool populate = true) {
     if (n == 0) return nullptr;
     if (n > (SIZE_MAX - kAlign) / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
@@ -67,9 +84,7 @@ std::unique_ptr<T[], AlignedFree> aligned_array(size_t n) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         ::madvise(p, bytes, MADV_HUGEPAGE);
-#ifdef MADV_POPULATE_WRITE
-        ::madvise(p, bytes, MADV_POPULATE_WRITE);
-#endif
+        if (populate) populate_pages(p, bytes);
         return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p), AlignedFree{bytes});
     }
 #endif
@@ -109,6 +124,15 @@ public:
     static Tensor uninitialized(Shape shape) {
         Tensor t;
         t.resize(std::move(shape));
+        return t;
+    }
+    /// As uninitialized(), its pages not faulted in yet: for the load-time
+    /// weight layouts, which detail::populated() faults in on several threads.
+    static Tensor unpopulated(Shape shape) {
+        Tensor t;
+        t.size_ = t.capacity_ = detail::checked_numel(shape);
+        t.shape_ = std::move(shape);
+        t.data_ = detail::aligned_array<T>(size_t(t.size_), false);
         return t;
     }
     Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {

@@ -21,6 +21,7 @@
 
 #include "../tensor.hpp"
 #include "kernels.hpp"
+#include "populate.hpp"
 #include "thread_pool.hpp"
 
 namespace resnet::detail {
@@ -41,19 +42,21 @@ constexpr int64_t kGemmDepth = 512;
 /// column j of block k0 (kn columns) and row q·R + r go to
 ///   out[k0·np·R + (q·kn + j − k0)·R + r]   (0 past `rows`)
 /// so one block's panels, which consecutive micro-tiles read, are one stream.
+/// One item of `pool` (may be null) per panel.
 template <class T>
-void pack_panels(const T* a, int64_t rows, int64_t k, int panel_rows, T* out) {
+void pack_panels(const T* a, int64_t rows, int64_t k, int panel_rows, T* out, ThreadPool* pool = nullptr) {
     const int R = panel_rows;
     const int64_t np = panel_count(rows, R);
-    for (int64_t k0 = 0; k0 < k; k0 += kGemmDepth) {
-        const int64_t kn = std::min(kGemmDepth, k - k0);
-        for (int64_t q = 0; q < np; ++q)
+    run_items(pool, np, [&](int64_t q) {
+        for (int64_t k0 = 0; k0 < k; k0 += kGemmDepth) {
+            const int64_t kn = std::min(kGemmDepth, k - k0);
             for (int r = 0; r < R; ++r) {
                 const int64_t row = q * R + r;
                 T* dst = out + k0 * np * R + q * kn * R + r;
                 for (int64_t j = 0; j < kn; ++j) dst[j * R] = row < rows ? a[row * k + k0 + j] : T(0);
             }
-    }
+        }
+    });
 }
 
 /// What the output pass applies to each element: + residual (same layout as

@@ -84,8 +84,12 @@ class ThreadPool {
 public:
     /// Starts threads - 1 workers; if the system refuses a thread (e.g. a
     /// container's process limit), joins those started and throws an Error.
-    explicit ThreadPool(int threads)
-        : oversubscribed_(threads > 1 && threads > cpu_budget()), width_(std::max(threads, 1)),
+    /// `narrows`: whether stalls narrow the pool (see Narrowing). The
+    /// loader's does not: its items, faulting in and writing fresh memory
+    /// (populate.hpp), wait on the host for milliseconds, not on a busy core.
+    /// With narrowing, ResNet-50's load ran most of them on one thread.
+    explicit ThreadPool(int threads, bool narrows = true)
+        : oversubscribed_(threads > 1 && threads > cpu_budget()), narrows_(narrows), width_(std::max(threads, 1)),
           slots_(size_t(std::max(threads, 1))) {
         try {
             for (int i = 1; i < std::max(threads, 1); ++i) workers_.emplace_back([this, i] { work_loop(i); });
@@ -178,6 +182,7 @@ private:
 
     /// Updates the narrowing state after a step run at `width`: see Narrowing.
     void note_wait(int width, bool stalled) {
+        if (!narrows_) return;
         ++steps_;
         if (!stalled) {
             if (narrow_left_ == 0 && ++calm_ >= kCalm) narrow_for_ = kMinNarrow;
@@ -283,6 +288,7 @@ private:
     }
 
     const bool oversubscribed_;  // more threads than cpu_budget(): spins yield
+    const bool narrows_;
     std::atomic<int> width_;     // the open step's width(): workers of this index and above sit it out
     int narrow_left_ = 0, narrow_for_ = kMinNarrow, calm_ = 0;  // the caller's alone, as are:
     int64_t steps_ = 0, last_stall_ = -2 * int64_t(kRecent);      // parallel steps run, the last stalled one

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "../detail/kernels.hpp"
+#include "../detail/populate.hpp"
 #include "../detail/thread_pool.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
@@ -112,16 +113,22 @@ struct Plan {
 /// Packs w = [Cout, Cin/groups, k, k] into per-group blocks of R output
 /// channels (kDirectRows, or the channel-vector kernel's block),
 /// [group][block][channel][tap][row] (0 past the group's).
+/// One item of `pool` (may be null) per block.
 template <class T>
-Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups, int R) {
+Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups, int R,
+                       resnet::detail::ThreadPool* pool = nullptr) {
     const int per_group = cout / groups, blocks = (per_group + R - 1) / R, taps = k * k;
-    Tensor<T> packed({groups, blocks, cin_per_group, taps, R});
-    for (int g = 0; g < groups; ++g)
-        for (int o = 0; o < per_group; ++o)
-            for (int c = 0; c < cin_per_group; ++c)
-                for (int t = 0; t < taps; ++t)
-                    packed[(((int64_t(g) * blocks + o / R) * cin_per_group + c) * taps + t) * R + o % R] =
-                        w[((int64_t(g) * per_group + o) * cin_per_group + c) * taps + t];
+    Tensor<T> packed = resnet::detail::populated<T>({groups, blocks, cin_per_group, taps, R}, pool);
+    resnet::detail::run_items(pool, int64_t(groups) * blocks, [&](int64_t item) {
+        const int g = int(item / blocks), first = int(item % blocks) * R;
+        T* dst = packed.data() + item * cin_per_group * taps * R;
+        for (int c = 0; c < cin_per_group; ++c)
+            for (int t = 0; t < taps; ++t, dst += R)
+                for (int r = 0; r < R; ++r) {
+                    const int o = first + r;
+                    dst[r] = o < per_group ? w[((int64_t(g) * per_group + o) * cin_per_group + c) * taps + t] : T(0);
+                }
+    });
     return packed;
 }
 
