@@ -125,6 +125,19 @@ TEST_CASE("weights that do not fit the architecture name the key and both shapes
     const float bad = std::numeric_limits<float>::quiet_NaN();
     std::memcpy(&nan.data[at], &bad, 4);
     CHECK_THAT(nan.load_error(), Contains("'layer3.1.bn2.running_var' contains NaN or Inf"));
+    // Values are checked in runs as they are read: an Inf past the first run
+    // of a large tensor, a -Inf in the last element (past the 16-lane sums).
+    const auto with_value = [](const std::string& key, int64_t index, float value) {  // index -1: the last
+        ModelFile f;
+        const auto& offsets = f.header[key]["data_offsets"];
+        const uint64_t at = index < 0 ? offsets[1].get<uint64_t>() - 4 : offsets[0].get<uint64_t>() + 4 * index;
+        std::memcpy(&f.data[at], &value, 4);
+        return f.load_error();
+    };
+    const float inf = std::numeric_limits<float>::infinity();
+    CHECK_THAT(with_value("layer4.1.conv2.weight", 300001, inf),
+               Contains("'layer4.1.conv2.weight' contains NaN or Inf"));
+    CHECK_THAT(with_value("fc.bias", -1, -inf), Contains("'fc.bias' contains NaN or Inf"));
 
     ModelFile truncated;
     truncated.data.resize(truncated.data.size() / 2);

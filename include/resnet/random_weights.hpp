@@ -72,7 +72,8 @@ ResNet<T> random_model(const std::string& arch_name, int64_t num_classes = 1000,
             spec.base_width = int64_t(arch.groups) * arch.width_per_group;
             spec.dense_units = {num_classes};
             spec.dense_activations = {Activation::Softmax};
-            return detail::build_resnet<T>(spec, src, {{"arch", arch.name}, {"source", "random"}}, run);
+            detail::ThreadPool pool = detail::loader_pool(run);
+            return detail::build_resnet<T>(spec, src, {{"arch", arch.name}, {"source", "random"}}, run, pool);
         }
     detail::fail("unknown arch '", arch_name, "'");
 }
