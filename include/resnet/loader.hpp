@@ -32,9 +32,15 @@ inline std::string layout_str(const Architecture& a) {
 }
 
 /// The pool load_model() and random_model() lay the weights out on: the
-/// model's threads. It does not narrow (thread_pool.hpp).
+/// model's threads. It does not narrow (thread_pool.hpp). Where the system
+/// refuses threads, the calling thread loads alone (forward() then reports
+/// the refusal, naming its thread count).
 inline ThreadPool loader_pool(const RunOptions& run) {
-    return ThreadPool(run.threads > 0 ? run.threads : cpu_budget(), false);
+    try {
+        return ThreadPool(run.threads > 0 ? run.threads : cpu_budget(), false);
+    } catch (const Error&) {
+        return ThreadPool(1, false);
+    }
 }
 
 /// Reads tensors by key, checking each shape against what the architecture
