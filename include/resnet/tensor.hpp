@@ -130,9 +130,7 @@ public:
     /// weight layouts, which detail::populated() faults in on several threads.
     static Tensor unpopulated(Shape shape) {
         Tensor t;
-        t.size_ = t.capacity_ = detail::checked_numel(shape);
-        t.shape_ = std::move(shape);
-        t.data_ = detail::aligned_array<T>(size_t(t.size_), false);
+        t.resize(std::move(shape), false);
         return t;
     }
     Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {
@@ -190,14 +188,7 @@ public:
     /// Gives the tensor `shape`, its elements left uninitialized. The storage
     /// is kept when it holds enough elements, so a buffer resized for one
     /// tensor after another is allocated only as it grows.
-    void resize(Shape shape) {
-        size_ = detail::checked_numel(shape);
-        shape_ = std::move(shape);
-        if (data_ && size_ <= capacity_) return;  // (a moved-from tensor holds none)
-        data_.reset();
-        data_ = detail::aligned_array<T>(size_t(size_));
-        capacity_ = size_;
-    }
+    void resize(Shape shape) { resize(std::move(shape), true); }
 
     /// Throws "<what>: expected shape [..], got [..]" unless shape() == expected.
     /// A -1 in `expected` matches any size.
@@ -223,6 +214,16 @@ public:
     }
 
 private:
+    /// resize(); new storage's pages faulted in at once if `populate`.
+    void resize(Shape shape, bool populate) {
+        size_ = detail::checked_numel(shape);
+        shape_ = std::move(shape);
+        if (data_ && size_ <= capacity_) return;  // (a moved-from tensor holds none)
+        data_.reset();
+        data_ = detail::aligned_array<T>(size_t(size_), populate);
+        capacity_ = size_;
+    }
+
     int64_t rows() const { return rank() == 0 ? 1 : shape_[0]; }
     int64_t cols() const { return rows() == 0 ? 0 : size_ / rows(); }
     int64_t offset(int64_t n, int64_t c, int64_t h, int64_t w) const {
