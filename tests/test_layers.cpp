@@ -74,6 +74,44 @@ TEST_CASE("Tensor: shapes, views and errors naming both shapes", "[tensor]") {
     CHECK((t.size() == 4 && t.data() != nullptr && moved.size() == 121 && copy.size() == 120));
 }
 
+TEST_CASE("WeightArena: carved tensors are aligned, apart, outlive the arena, and release their blocks",
+          "[tensor]") {
+    const auto mapped = [](const void* p) {  // msync fails with ENOMEM on an unmapped page
+        const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+        return msync(reinterpret_cast<void*>(uintptr_t(p) / page * page), 1, MS_ASYNC) == 0;
+    };
+    resnet::detail::ThreadPool pool(2, false);
+    std::vector<Tensor<float>> kept;
+    const float* block_end = nullptr;  // one past the first block's last array
+    {
+        resnet::detail::WeightArena arena(&pool, 4 << 20);
+        // across a huge page; an odd size; larger than a block (a block of its own); into a new block
+        for (int64_t n : {1000, 600000, 3, 3 << 20, 100000, 0, 10}) {
+            kept.push_back(arena.tensor<float>({n}));
+            std::iota(kept.back().begin(), kept.back().end(), float(n));
+            if (n == 3) block_end = kept.back().end();
+        }
+        CHECK(mapped(block_end - 1));
+    }
+    CHECK(!mapped(block_end + 4096));  // the first block, closed: nothing mapped past its arrays' last page
+    std::vector<std::pair<const float*, const float*>> spans;
+    for (const Tensor<float>& t : kept) {
+        INFO(t.size() << " elements");
+        CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
+        for (int64_t i = 0; i < t.size(); i += 997) CHECK(t[i] == float(t.size() + i));
+        if (!t.empty()) spans.emplace_back(t.begin(), t.end());
+    }
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i) CHECK(spans[i - 1].second <= spans[i].first);
+    CHECK(kept[5].empty());
+    const Tensor<float> copy(kept[1]);
+    const float* first = kept[0].data();
+    kept.erase(kept.begin(), kept.begin() + 3);
+    CHECK(!mapped(first));  // the first block's arrays gone: unmapped
+    CHECK(copy[599999] == float(600000 + 599999));
+    CHECK(kept[1][99999] == float(100000 + 99999));
+}
+
 TEST_CASE("naive conv oracle matches PyTorch", "[layers]") {
     for (int i = 0; i < case_count("conv"); ++i) {
         const ConvCase c = conv_case(i);
@@ -154,7 +192,8 @@ TEST_CASE("Conv2d output bits do not depend on the thread count, of forward() or
             INFO("conv case " << i << ", " << threads << " threads");
             CHECK(max_abs_diff(run_conv(conv, x, threads), one) == 0.0);
             resnet::detail::ThreadPool loader(threads, false);
-            const resnet::Conv2d<float> laid_out(w, b, c.stride, c.pad, c.dil, c.groups, Algo<float>::Auto, &loader);
+            resnet::detail::WeightArena arena(&loader);
+            const resnet::Conv2d<float> laid_out(w, b, c.stride, c.pad, c.dil, c.groups, Algo<float>::Auto, &arena);
             CHECK(max_abs_diff(run_conv(laid_out, x, 1), one) == 0.0);
         }
     }
@@ -389,7 +428,8 @@ TEMPLATE_TEST_CASE("Conv2d Winograd output bits do not depend on the thread coun
                 }
             CHECK(close(one, im2col, winograd_tol<TestType>()));
             resnet::detail::ThreadPool loader(3, false);  // U written on 3 threads
-            const resnet::Conv2d<TestType> laid_out(w, b, 1, 1, 1, 1, algo, &loader);
+            resnet::detail::WeightArena arena(&loader);
+            const resnet::Conv2d<TestType> laid_out(w, b, 1, 1, 1, 1, algo, &arena);
             CHECK(max_abs_diff(run_conv(laid_out, x, 1, &res, true), one) == 0.0);
         }
     }

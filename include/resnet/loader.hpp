@@ -242,12 +242,14 @@ inline double metadata_eps(const SafeTensorsFile& f) {
 /// serves every variant, files (ModelReader) and random weights
 /// (RandomWeights). Keys beyond torchvision's: a convolution's ".bias"
 /// (Keras), "layerS.B.preact.*" and "post_bn.*" (V2's pre-activation and
-/// final BatchNorms), "head.J.*" (Dense layers before "fc").
+/// final BatchNorms), "head.J.*" (Dense layers before "fc"). The
+/// convolutions' layouts are carved from one WeightArena, on `pool`.
 template <class T, class Source>
 ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string, std::string> metadata,
                        const RunOptions& run, ThreadPool& pool) {
     const Architecture& arch = spec.arch;
     const bool v2 = arch.variant == Variant::V2;
+    WeightArena arena(&pool);
     const auto bn = [&](const std::string& name, int64_t c) {
         return BatchNorm2d<T>(src.take(name + ".weight", {c}), src.take(name + ".bias", {c}),
                               src.take(name + ".running_mean", {c}), src.take(name + ".running_var", {c}),
@@ -260,11 +262,11 @@ ResNet<T> build_resnet(const ModelSpec& spec, Source& src, std::map<std::string,
         std::optional<Tensor<T>> b = src.take_optional(name + ".bias", {cout});
         if (bn_name.empty())
             return Conv2d<T>(w, b ? std::move(*b) : Tensor<T>({cout}), stride, k / 2, 1, groups,
-                             Conv2d<T>::Algorithm::Auto, &pool);
+                             Conv2d<T>::Algorithm::Auto, &arena);
         return Conv2d<T>::fold_batchnorm(w, src.take(bn_name + ".weight", {cout}),
                                          src.take(bn_name + ".bias", {cout}), src.take(bn_name + ".running_mean", {cout}),
                                          src.take(bn_name + ".running_var", {cout}), stride, k / 2, groups,
-                                         spec.bn_eps, b ? &*b : nullptr, &pool);
+                                         spec.bn_eps, b ? &*b : nullptr, &arena);
     };
     Stem<T> stem{conv("conv1", v2 ? "" : "bn1", 64, 3, 7, 2), !v2, MaxPool2d{3, 2, 1, v2}};
     const bool bottleneck = arch.block == BlockKind::Bottleneck;

@@ -58,9 +58,22 @@ inline void populate_pages(void* p, size_t bytes) {
 #endif
 }
 
+/// Marks [p, p + bytes) for transparent huge pages (where the kernel has them).
+inline void advise_huge_pages(void* p, size_t bytes) {
+#if defined(MADV_HUGEPAGE)
+    ::madvise(p, bytes, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
 struct AlignedFree {
     size_t mapped = 0;  // bytes from mmap, or 0: from aligned_alloc
+    /// Set for an array carved from a larger block (detail::WeightArena):
+    /// the block, released with its last array, and the array not freed alone.
+    std::shared_ptr<const void> block;
     void operator()(void* p) const noexcept {
+        if (block) return;
 #if defined(__unix__) || defined(__APPLE__)
         if (mapped) {
             ::munmap(p, mapped);
@@ -83,9 +96,9 @@ std::unique_ptr<T[], AlignedFree> aligned_array(size_t n, bool populate = true) 
     if (bytes >= kMapBytes) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
-        ::madvise(p, bytes, MADV_HUGEPAGE);
+        advise_huge_pages(p, bytes);
         if (populate) populate_pages(p, bytes);
-        return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p), AlignedFree{bytes});
+        return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p), AlignedFree{bytes, nullptr});
     }
 #endif
     void* p = std::aligned_alloc(kAlign, bytes);
@@ -131,6 +144,15 @@ public:
     static Tensor unpopulated(Shape shape) {
         Tensor t;
         t.resize(std::move(shape), false);
+        return t;
+    }
+    /// A tensor over storage allocated elsewhere (detail::WeightArena),
+    /// which must hold the shape's elements; its deleter frees it.
+    static Tensor adopt(Shape shape, std::unique_ptr<T[], detail::AlignedFree> storage) {
+        Tensor t;
+        t.size_ = t.capacity_ = detail::checked_numel(shape);
+        t.shape_ = std::move(shape);
+        t.data_ = std::move(storage);
         return t;
     }
     Tensor(Shape shape, const T* values) : Tensor(uninitialized(std::move(shape))) {

@@ -6,6 +6,7 @@
 
 #include "../detail/gemm.hpp"
 #include "../detail/thread_pool.hpp"
+#include "../detail/weight_arena.hpp"
 #include "../tensor.hpp"
 #include "direct.hpp"
 #include "winograd.hpp"
@@ -57,10 +58,11 @@ public:
 
     Conv2d() = default;
     /// weight: [Cout, Cin/groups, k, k] (read here, laid out anew: the layer
-    /// keeps no reference to it); bias: [Cout]. The new layout is written on
-    /// `pool`'s threads if given (the loader's), else on the calling thread.
+    /// keeps no reference to it); bias: [Cout]. The new layout is carved
+    /// from `arena` and written on its pool's threads if given (the
+    /// loader's), else an array of its own written on the calling thread.
     Conv2d(const Tensor<T>& weight, Tensor<T> bias, int stride, int pad, int dilation = 1, int groups = 1,
-           Algorithm algorithm = Algorithm::Auto, detail::ThreadPool* pool = nullptr)
+           Algorithm algorithm = Algorithm::Auto, detail::WeightArena* arena = nullptr)
         : cout_(int(weight.dim(0))), cin_(int(weight.dim(1)) * groups), k_(int(weight.dim(2))), groups_(groups),
           stride_(stride), pad_(pad), dilation_(dilation), bias_(std::move(bias)), algorithm_(algorithm) {
         weight.require_shape({-1, -1, k_, k_}, "Conv2d weight (square kernel)");
@@ -71,7 +73,7 @@ public:
         wino_m_ = winograd_tile_for(algorithm);
         if (wino_m_) {
             wino_weight_ = std::make_shared<const Tensor<T>>(
-                winograd::transform_weights(wino_m_, weight.data(), cout_, cin_, pool));
+                winograd::transform_weights(wino_m_, weight.data(), cout_, cin_, arena));
             return;
         }
         channels_ = runs_channels(algorithm);
@@ -79,25 +81,25 @@ public:
         if (direct_ || channels_) {
             packed_ = direct::pack_weights(weight.data(), cout_, cin_ / groups, k_, groups,
                                            channels_ ? detail::kernels<T>().channel_block() : direct::kDirectRows,
-                                           pool);
+                                           arena);
             return;
         }
         const int R = detail::kernels<T>().panel_rows_for(group_out());
         const int64_t rows = group_out(), panels = detail::panel_count(rows, R);
-        packed_ = detail::populated<T>({groups, panels, krows(), R}, pool);
+        packed_ = detail::layout_tensor<T>(arena, {groups, panels, krows(), R});
         for (int g = 0; g < groups; ++g)
             detail::pack_panels(weight.data() + g * rows * krows(), rows, krows(), R,
-                                packed_.data() + g * panels * krows() * R, pool);
+                                packed_.data() + g * panels * krows() * R, detail::layout_pool(arena));
     }
 
     /// Conv (with `conv_bias` if not null) followed by eval-mode BatchNorm2d,
     /// folded in double:
     ///   W' = W·γ/√(σ²+ε),   b' = β + (b − μ)·γ/√(σ²+ε).
-    /// `weight` is scaled in place (to W'); `pool` as in the constructor.
+    /// `weight` is scaled in place (to W'); `arena` as in the constructor.
     static Conv2d fold_batchnorm(Tensor<T>& weight, const Tensor<T>& gamma, const Tensor<T>& beta,
                                  const Tensor<T>& mean, const Tensor<T>& var, int stride, int pad,
                                  int groups = 1, double eps = 1e-5, const Tensor<T>* conv_bias = nullptr,
-                                 detail::ThreadPool* pool = nullptr) {
+                                 detail::WeightArena* arena = nullptr) {
         const int64_t cout = weight.dim(0), per_out = weight.size() / cout;
         Tensor<T> b({cout});
         for (int64_t o = 0; o < cout; ++o) {
@@ -107,7 +109,7 @@ public:
             const double bias = conv_bias ? double((*conv_bias)[o]) : 0.0;
             b[o] = T(double(beta[o]) + (bias - double(mean[o])) * scale);
         }
-        return Conv2d(weight, std::move(b), stride, pad, 1, groups, Algorithm::Auto, pool);
+        return Conv2d(weight, std::move(b), stride, pad, 1, groups, Algorithm::Auto, arena);
     }
 
     int in_channels() const { return cin_; }

@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "../detail/kernels.hpp"
-#include "../detail/populate.hpp"
 #include "../detail/thread_pool.hpp"
+#include "../detail/weight_arena.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
 
@@ -113,13 +113,13 @@ struct Plan {
 /// Packs w = [Cout, Cin/groups, k, k] into per-group blocks of R output
 /// channels (kDirectRows, or the channel-vector kernel's block),
 /// [group][block][channel][tap][row] (0 past the group's).
-/// One item of `pool` (may be null) per block.
+/// In `arena` (may be null: detail::layout_tensor), one item of its pool per block.
 template <class T>
 Tensor<T> pack_weights(const T* w, int cout, int cin_per_group, int k, int groups, int R,
-                       resnet::detail::ThreadPool* pool = nullptr) {
+                       resnet::detail::WeightArena* arena = nullptr) {
     const int per_group = cout / groups, blocks = (per_group + R - 1) / R, taps = k * k;
-    Tensor<T> packed = resnet::detail::populated<T>({groups, blocks, cin_per_group, taps, R}, pool);
-    resnet::detail::run_items(pool, int64_t(groups) * blocks, [&](int64_t item) {
+    Tensor<T> packed = resnet::detail::layout_tensor<T>(arena, {groups, blocks, cin_per_group, taps, R});
+    resnet::detail::run_items(resnet::detail::layout_pool(arena), int64_t(groups) * blocks, [&](int64_t item) {
         const int g = int(item / blocks), first = int(item % blocks) * R;
         T* dst = packed.data() + item * cin_per_group * taps * R;
         for (int c = 0; c < cin_per_group; ++c)

@@ -7,8 +7,7 @@
 #include <vector>
 
 #include "../detail/gemm.hpp"
-#include "../detail/populate.hpp"
-#include "../detail/thread_pool.hpp"
+#include "../detail/weight_arena.hpp"
 #include "../tensor.hpp"
 
 namespace resnet::winograd {
@@ -185,15 +184,15 @@ struct Transform<2> {
 inline int alpha(int m) { return m + 2; }
 
 /// U[ξ][panel][c][r] = (G g[panel·R + r][c] Gᵀ)[ξ] (0 past Cout), for
-/// w = [Cout, Cin, 3, 3] row-major and R = kernels<T>().rows; one item of
-/// `pool` (may be null) per panel.
+/// w = [Cout, Cin, 3, 3] row-major and R = kernels<T>().rows; in `arena`
+/// (may be null: detail::layout_tensor), one item of its pool per panel.
 template <class T, int M>
-Tensor<T> transform_weights(const T* w, int cout, int cin, resnet::detail::ThreadPool* pool) {
+Tensor<T> transform_weights(const T* w, int cout, int cin, resnet::detail::WeightArena* arena) {
     using L = double;
     constexpr int a = Transform<M>::alpha;
     const auto& G = Transform<M>::G;
     const int R = resnet::detail::kernels<T>().rows, np = int(resnet::detail::panel_count(cout, R));
-    Tensor<T> u = resnet::detail::populated<T>({a * a, np, cin, R}, pool);
+    Tensor<T> u = resnet::detail::layout_tensor<T>(arena, {a * a, np, cin, R});
     // One (panel, channel) at a time, its R rows gathered per ξ and stored as
     // one run: storing each row's α² values as computed wrote α² scattered
     // floats, and the transforms took 26% of ResNet-50's load (perf); 193
@@ -202,7 +201,7 @@ Tensor<T> transform_weights(const T* w, int cout, int cin, resnet::detail::Threa
     // each trapping to a VM's hypervisor on first touch) took the load from
     // 245 to 254 ms (medians of 9 interleaved runs). AMD EPYC family 26
     // model 2.
-    resnet::detail::run_items(pool, np, [&](int64_t panel) {
+    resnet::detail::run_items(resnet::detail::layout_pool(arena), np, [&](int64_t panel) {
         std::vector<T> run(size_t(a) * a * R);
         for (int c = 0; c < cin; ++c) {
             for (int r = 0; r < R; ++r) {
@@ -228,8 +227,8 @@ Tensor<T> transform_weights(const T* w, int cout, int cin, resnet::detail::Threa
 
 /// transform_weights for a runtime m (4 or 2).
 template <class T>
-Tensor<T> transform_weights(int m, const T* w, int cout, int cin, resnet::detail::ThreadPool* pool = nullptr) {
-    return m == 4 ? transform_weights<T, 4>(w, cout, cin, pool) : transform_weights<T, 2>(w, cout, cin, pool);
+Tensor<T> transform_weights(int m, const T* w, int cout, int cin, resnet::detail::WeightArena* arena = nullptr) {
+    return m == 4 ? transform_weights<T, 4>(w, cout, cin, arena) : transform_weights<T, 2>(w, cout, cin, arena);
 }
 
 /// The fixed work partition of one image (see the contract above). Sizes in
