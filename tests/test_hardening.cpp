@@ -182,6 +182,13 @@ TEST_CASE("inputs that would exceed the memory limit are refused before allocati
     CHECK_NOTHROW(model.forward(Tensor<float>({1, 3, 64, 64})));
     // Beyond any limit: rejected by the shape check, with no Tensor allocated either.
     CHECK_THROWS_WITH(model.forward(Tensor<float>({1, 3, 40000, 1})), Contains("[1,3,40000,1]"));
+    CHECK_THROWS_WITH(model.reserve(1, 1024, 1024), Contains("[1,3,1024,1024]") && Contains("limit of 64 MiB"));
+    CHECK_THROWS_WITH(model.reserve(1, 40000, 1), Contains("[1,3,40000,1]"));
+    // A limit below the preset's workspace: the load (which reserves for it) still succeeds.
+    resnet::LoadOptions tight;
+    tight.run.max_workspace_bytes = int64_t(1) << 20;
+    const auto small = resnet::load_model(fixture("resnet18.safetensors"), tight);
+    CHECK_THROWS_WITH(small.forward(Tensor<float>({1, 3, 224, 224})), Contains("limit of 1 MiB"));
 }
 
 TEST_CASE("the same input gives the same bits across calls and models", "[hardening]") {
@@ -191,6 +198,7 @@ TEST_CASE("the same input gives the same bits across calls and models", "[harden
     const auto x = ref.read<float>("x1");
     const auto first = a.forward(x);
     CHECK(max_abs_diff(a.forward(x), first) == 0.0);
+    b.reserve(2, 320, 288);  // a workspace larger than x needs
     CHECK(max_abs_diff(b.forward(x), first) == 0.0);
 }
 

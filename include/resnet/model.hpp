@@ -108,6 +108,18 @@ public:
         return std::move(forward_outputs(input, {last}).at(last));
     }
 
+    /// Readies a forward() context (thread pool and workspace) for inputs of
+    /// up to n×C×h×w now, so that the next forward() of that size allocates
+    /// nothing but its output. load_model() does this for batch 1 at the
+    /// preset's crop size (see there).
+    void reserve(int n, int h, int w) const {
+        const Shape shape{n, stem_.conv.in_channels(), h, w};
+        check_input(shape);
+        auto ctx = acquire_context();
+        ctx->reserve(plan(n, h, w), options_.max_workspace_bytes, shape);
+        release_context(std::move(ctx));
+    }
+
     /// One named output: "layer1".."layer4" (N×C×h×w), "avgpool" (N×C×1×1) or "fc".
     Tensor<T> features(const Tensor<T>& input, const std::string& name) const {
         return std::move(forward_outputs(input, {name}).at(name));
@@ -121,7 +133,7 @@ public:
         for (const auto& name : names) wanted.push_back(output_index(name));
         if (wanted.empty()) detail::fail("forward_outputs: no output requested");
         const int last = *std::max_element(wanted.begin(), wanted.end());
-        check_input(input);
+        check_input(input.shape());
         const int n = int(input.dim(0)), h = int(input.dim(2)), w = int(input.dim(3));
         auto ctx = acquire_context();
         ctx->reserve(plan(n, h, w), options_.max_workspace_bytes, input.shape());
@@ -221,12 +233,12 @@ private:
         return "conv" + std::to_string(s + 2) + "_block" + std::to_string(stages_[size_t(s)].size()) + "_out";
     }
 
-    void check_input(const Tensor<T>& x) const {
+    void check_input(const Shape& s) const {
         const int64_t kMaxSide = 1 << 15;
-        if (x.rank() != 4 || x.dim(0) < 1 || x.dim(1) != stem_.conv.in_channels() || x.dim(2) < 1 ||
-            x.dim(3) < 1 || x.dim(2) > kMaxSide || x.dim(3) > kMaxSide || x.dim(0) > kMaxSide)
+        const auto within = [&](int64_t d) { return d >= 1 && d <= kMaxSide; };
+        if (s.size() != 4 || !within(s[0]) || s[1] != stem_.conv.in_channels() || !within(s[2]) || !within(s[3]))
             detail::fail("model input: expected shape [N,", stem_.conv.in_channels(), ",H,W] with 1<=N,H,W<=",
-                         kMaxSide, ", got ", shape_str(x.shape()));
+                         kMaxSide, ", got ", shape_str(s));
     }
 
     /// A batch runs image by image through the whole network, so the
