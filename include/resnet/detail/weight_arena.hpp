@@ -24,9 +24,11 @@ namespace resnet::detail {
 /// 6.3 ms instead of 0.75, layer3's 1 MiB 1×1s 3.0 instead of 0.65), those
 /// in whole huge pages at full speed. Arrays of their own are in 4 KiB
 /// pages below 1 MiB (the heap) and at both ends of a mapping that is not
-/// 2 MiB-aligned. ResNet-50's first forward() after load, 1 thread, fresh
-/// processes: 87–96 ms with arrays of their own, 50–53 carved (the
-/// following ones 37–42 in both).
+/// 2 MiB-aligned. ResNet-50's load + first forward(), fresh processes
+/// (medians of 6 interleaved rounds): 1 thread 325 + 83.5 ms with arrays
+/// of their own, 326 + 42.7 carved (and the workspace reserved at load,
+/// loader.hpp); 2 threads 202 + 31.8 and 201 + 24.3. The forwards after:
+/// 37–42 ms at 1 thread either way.
 ///
 /// Each carved tensor keeps its block mapped (AlignedFree::block), so a
 /// layer copied or moved out of the model may outlive it. A block is closed
@@ -95,12 +97,19 @@ private:
         }
         char* p = block_->base + used_;
         used_ += bytes;
-        const size_t need = std::min((used_ + kHuge - 1) / kHuge * kHuge, block_->bytes), from = faulted_;
+        if (used_ <= faulted_) return p;
+        // At least a huge page per thread at a time: faulting in only the
+        // pages this array needs (one or two, for most) ran on one thread.
+        // ResNet-50's load at 2 threads, fresh processes (medians of 6
+        // interleaved rounds, AMD EPYC family 26 model 2): 228 → 201 ms.
+        const size_t ahead = faulted_ + size_t(pool_ ? pool_->threads() : 1) * kHuge;
+        const size_t need = std::min(std::max((used_ + kHuge - 1) / kHuge * kHuge, ahead), block_->bytes);
+        const size_t from = faulted_;
         run_items(pool_, int64_t((need - from + kHuge - 1) / kHuge), [&](int64_t i) {
             const size_t begin = from + size_t(i) * kHuge;
             populate_pages(block_->base + begin, std::min(kHuge, need - begin));
         });
-        faulted_ = std::max(faulted_, need);
+        faulted_ = need;
         return p;
     }
 
