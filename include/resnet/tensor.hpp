@@ -139,8 +139,8 @@ public:
         t.resize(std::move(shape));
         return t;
     }
-    /// As uninitialized(), its pages not faulted in yet: for the load-time
-    /// weight layouts, which detail::populated() faults in on several threads.
+    /// As uninitialized(), its pages not faulted in yet: for
+    /// detail::populated(), which faults them in on several threads.
     static Tensor unpopulated(Shape shape) {
         Tensor t;
         t.resize(std::move(shape), false);

@@ -19,8 +19,10 @@ void run_items(ThreadPool* pool, int64_t count, const F& fn) {
     for (int64_t i = 0; i < count; ++i) fn(i);
 }
 
-/// Tensor<T>::uninitialized(shape), its pages faulted in on the pool's
-/// threads, one 2 MiB huge page per item. In a VM that reports free memory
+constexpr size_t kHugePage = size_t(2) << 20;
+
+/// Faults in [base, base + bytes) on the pool's threads (or the calling
+/// thread), one 2 MiB huge page per item. In a VM that reports free memory
 /// to its host (virtio-balloon free page reporting, as here), a fresh huge
 /// page is backed by the host on its first fault, 3–4 ms each, and
 /// ResNet-50's load writes ~145 MiB of them; two threads faulted 150 MiB in
@@ -29,17 +31,20 @@ void run_items(ThreadPool* pool, int64_t count, const F& fn) {
 /// Firecracker VM): 2 threads 313 → 196 ms with the layouts and their
 /// pages on the pool (and the reads in runs, safetensors.hpp), 1 thread
 /// 321 → 285 ms from the reads alone.
+inline void populate_on(ThreadPool* pool, char* base, size_t bytes) {
+    run_items(pool, int64_t((bytes + kHugePage - 1) / kHugePage), [&](int64_t i) {
+        const size_t begin = size_t(i) * kHugePage;
+        populate_pages(base + begin, std::min(kHugePage, bytes - begin));
+    });
+}
+
+/// Tensor<T>::uninitialized(shape), its pages faulted in on the pool's
+/// threads (populate_on); without a pool, as its writer touches them.
 template <class T>
 Tensor<T> populated(Shape shape, ThreadPool* pool) {
     if (!pool) return Tensor<T>::uninitialized(std::move(shape));
     Tensor<T> t = Tensor<T>::unpopulated(std::move(shape));
-    constexpr size_t kChunk = size_t(2) << 20;
-    char* const base = reinterpret_cast<char*>(t.data());
-    const size_t bytes = size_t(t.size()) * sizeof(T);
-    run_items(pool, int64_t((bytes + kChunk - 1) / kChunk), [&](int64_t i) {
-        const size_t begin = size_t(i) * kChunk;
-        populate_pages(base + begin, std::min(kChunk, bytes - begin));
-    });
+    populate_on(pool, reinterpret_cast<char*>(t.data()), size_t(t.size()) * sizeof(T));
     return t;
 }
 

@@ -44,7 +44,7 @@ public:
 
     /// Blocks of `block_bytes` (rounded up to 2 MiB), or larger for a larger array.
     explicit WeightArena(ThreadPool* pool, size_t block_bytes = kBlockBytes)
-        : pool_(pool), block_bytes_((block_bytes + kHuge - 1) / kHuge * kHuge) {}
+        : pool_(pool), block_bytes_(whole_pages(block_bytes)) {}
     ~WeightArena() { close(); }
     WeightArena(const WeightArena&) = delete;
     WeightArena& operator=(const WeightArena&) = delete;
@@ -76,7 +76,7 @@ public:
     }
 
 private:
-    static constexpr size_t kHuge = size_t(2) << 20;
+    static size_t whole_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
     struct Block {
         char* base = nullptr;
@@ -93,7 +93,7 @@ private:
     char* carve(size_t bytes) {
         if (!block_ || used_ + bytes > block_->bytes) {
             close();
-            if (!reserve(std::max(block_bytes_, (bytes + kHuge - 1) / kHuge * kHuge))) return nullptr;
+            if (!reserve(std::max(block_bytes_, whole_pages(bytes)))) return nullptr;
         }
         char* p = block_->base + used_;
         used_ += bytes;
@@ -102,28 +102,24 @@ private:
         // pages this array needs (one or two, for most) ran on one thread.
         // ResNet-50's load at 2 threads, fresh processes (medians of 6
         // interleaved rounds, AMD EPYC family 26 model 2): 228 → 201 ms.
-        const size_t ahead = faulted_ + size_t(pool_ ? pool_->threads() : 1) * kHuge;
-        const size_t need = std::min(std::max((used_ + kHuge - 1) / kHuge * kHuge, ahead), block_->bytes);
-        const size_t from = faulted_;
-        run_items(pool_, int64_t((need - from + kHuge - 1) / kHuge), [&](int64_t i) {
-            const size_t begin = from + size_t(i) * kHuge;
-            populate_pages(block_->base + begin, std::min(kHuge, need - begin));
-        });
+        const size_t ahead = faulted_ + size_t(pool_ ? pool_->threads() : 1) * kHugePage;
+        const size_t need = std::min(std::max(whole_pages(used_), ahead), block_->bytes);
+        populate_on(pool_, block_->base + faulted_, need - faulted_);
         faulted_ = need;
         return p;
     }
 
-    /// Maps `bytes` (a multiple of kHuge) of address space at a kHuge
+    /// Maps `bytes` (a multiple of kHugePage) of address space at a kHugePage
     /// boundary, marked for huge pages.
     bool reserve(size_t bytes) {
 #if defined(MAP_NORESERVE)
-        void* m = ::mmap(nullptr, bytes + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                         -1, 0);
+        const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+        void* m = ::mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, flags, -1, 0);
         if (m == MAP_FAILED) return false;
         char* const raw = static_cast<char*>(m);
-        char* const base = reinterpret_cast<char*>((uintptr_t(raw) + kHuge - 1) / kHuge * kHuge);
+        char* const base = reinterpret_cast<char*>(whole_pages(uintptr_t(raw)));
         if (base > raw) ::munmap(raw, size_t(base - raw));
-        ::munmap(base + bytes, size_t(raw + kHuge - base));
+        ::munmap(base + bytes, size_t(raw + kHugePage - base));
         advise_huge_pages(base, bytes);
         block_ = std::make_shared<Block>();
         block_->base = base;
