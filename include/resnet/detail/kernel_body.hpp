@@ -101,7 +101,13 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         // such layers) 0.978–0.985× the time, ResNet-50 0.993–0.998× at 2
         // threads and 0.996–1.000× at 1, ResNet-101 1.000×. In every tile,
         // 16 KiB ahead took ResNet-50 1.004–1.008× the time; 8 KiB ahead
-        // 0.991–0.999×, but ResNet-101 1.009× at 2 threads.
+        // 0.991–0.999×, but ResNet-101 1.009× at 2 threads. Two other
+        // ways to hide the weights' DRAM latency measured worse or no
+        // better (ResNet-50, forward() calls alternating with the build
+        // before, medians of 40 pairs' ratios, same CPU): fetching the
+        // next convolution's weights into L2 (or non-temporally), a share
+        // per strip of the current one's tiles, 1.004–1.07× the time at 1
+        // and 2 threads; a non-temporal fetch here, 0.994–1.002×.
         if constexpr (NV == 1) RESNET_PREFETCH_L2(a, 8192 / int(sizeof(T)));
         RESNET_UNROLL_ALL
         for (int r = 0; r < R; ++r) {

@@ -82,7 +82,14 @@ namespace resnet::winograd {
 //     the input channels in order, so the output bits do not depend on the
 //     thread count.
 //   * Memory: U is α²/9 × the layer's 3×3 weights (4× for m = 4, 1.8× for
-//     m = 2); a layer keeps U instead of its im2col weights.
+//     m = 2); a layer keeps U instead of its im2col weights. Keeping the
+//     3×3 weights instead and expanding each item's panels of U for F(2×2)
+//     in pass 2 (vector adds and halvings, into a per-thread buffer) would
+//     save ResNet-50 30 MiB, but took it 1.05× the time at 1 and 2 threads
+//     (forward() calls alternating with the stored-U build in one process,
+//     medians of 40 pairs' ratios, AMD EPYC family 26 model 2): layer4's
+//     expansion alone took ~0.3 ms per layer, more than the 7.4 MB less it
+//     streams from DRAM saved.
 //   * workspace_size(): V of all chunks (of the one chunk twice, below) +
 //     the pass-2 item slices ≈ (α/m)²·(Cin + Cout rounded up to kItemRows)·h·w
 //     elements; only Plan and the layer shape decide it.
@@ -142,8 +149,10 @@ namespace resnet::winograd {
 // at 7×7. Whole ResNet-50 at 224², float, 1 thread: 180 → 141 ms (1.27×).
 // ---------------------------------------------------------------------------
 
-constexpr int kMaxChunkTiles = 112;  // tiles per chunk (the GEMM's N); bounds scratch
-constexpr int kCinBlock = 16;        // input channels per input-transform item
+// Tiles per chunk (the GEMM's N); bounds scratch. 56 (four chunks of 49 at
+// 56², half the V and M slices per item): ResNet-50 0.99–1.01× the time.
+constexpr int kMaxChunkTiles = 112;
+constexpr int kCinBlock = 16;  // input channels per input-transform item
 // Output channels per GEMM/output item, rounded up to whole panels: 64
 // splits every ResNet width into equal items under AVX-512's 8-row panels
 // (66 took 9 panels, so 256 channels made items of 9, 9, 9 and 5 and 2
@@ -320,6 +329,13 @@ const Transforms<T>& transforms() {
 /// transform computes them but stores nothing of them). If `next` is set,
 /// its first `next_size` elements at each ξ (next + ξ·v_stride) are fetched
 /// for ownership along the way, a share after each micro-tile call.
+/// At 7×7 (16 tiles, one vector) the tiles are R rows × 1 vector. A tile
+/// vectorized over output channels instead (3 vectors × 8 tiles: 11 loads
+/// per 24 FMAs, not 9 per 8) ran the 16 products (512 × 512) · (512 × 16)
+/// at 205–223 GFLOP/s with up to 4 MB of A, cached, but at 137–160 with
+/// layer4's 16.8 MB and 104–121 with A from DRAM, where the R-row tile ran
+/// the layer at 103 (alone, AMD EPYC family 26 model 2): U's stream decides
+/// there, not the tile.
 template <class T>
 void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m, const T* next, int64_t next_size) {
     const auto& kern = resnet::detail::kernels<T>();
