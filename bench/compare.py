@@ -4,7 +4,7 @@
   bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
                    [--engines resnet resnet-O2 ort pytorch opencv] [--ort-dir DIR]
                    [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
-                   [--max-others 0.1] [--json FILE]
+                   [--max-others 0.1] [--pin] [--json FILE]
 
 Writes one random-init weights file with weights/convert_torchvision.py (seed 0)
 and an ONNX export of it, which ONNX Runtime and OpenCV DNN both run. ONNX
@@ -22,7 +22,9 @@ built at -O2 instead of the build type's flags: users' builds use either.
 The machine's CPU use is sampled around each run: a run during which other
 processes took more than --max-others of the CPU is repeated once, and if
 still so, left out of the medians ("quiet runs" counts those kept; 0/N means
-no run was quiet and all N are used).
+no run was quiet and all N are used). With --pin, the runs of one round that use
+fewer threads than there are CPUs all run on the same CPUs (the next ones in the
+following round).
 
 Needs a Python that imports torch and torchvision: run by one that cannot, it
 re-executes itself with /usr/bin/python3. Build the benchmark first:
@@ -200,15 +202,16 @@ def worker(argv):
                       "peak_rss_mib": peak_rss_mib(), "load_ms": load_ms}))
 
 
-def run_engine(cmd, what, max_others):
-    """Run cmd; return the JSON object on the last line of its stdout plus wall_s and
-    others_cpu_share (the share of all cores that other processes used meanwhile).
-    A run with a share above max_others is repeated once and the quieter attempt kept.
-    Exits naming `what` if cmd fails."""
+def run_engine(cmd, what, max_others, cpus=None):
+    """Run cmd, on the CPUs `cpus` if given; return the JSON object on the last line of
+    its stdout plus wall_s and others_cpu_share (the share of all cores that other
+    processes used meanwhile). A run with a share above max_others is repeated once and
+    the quieter attempt kept. Exits naming `what` if cmd fails."""
     attempts = []
     while len(attempts) < 2 and (not attempts or attempts[-1]["others_cpu_share"] > max_others):
         (busy0, own0), t0 = busy_cpu_seconds(), time.time()
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         (busy1, own1), t1 = busy_cpu_seconds(), time.time()
         if r.returncode != 0:
             tail = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
@@ -310,6 +313,10 @@ def main():
     p.add_argument("--max-others", type=float, default=0.1, metavar="SHARE",
                    help="a run during which other processes used more than this share of the CPU is repeated "
                         "once, and left out of the medians if still so (default 0.1)")
+    p.add_argument("--pin", action="store_true",
+                   help="run every engine of a round on the same CPUs when it uses fewer threads than there are "
+                        "(round r: T CPUs from the (r*T)-th on, cycling), so that a per-round ratio compares "
+                        "engines on the same cores; for VMs whose vCPUs run at different speeds")
     p.add_argument("--json", metavar="FILE", help="also write every run and the summary here")
     a = p.parse_args()
     if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
@@ -355,6 +362,12 @@ def main():
             return [str(c) for c in head + common]
 
         configs = [(t, n) for t in a.threads for n in a.batch]
+        allowed = sorted(os.sched_getaffinity(0))
+
+        def cpus_for(rnd, threads):
+            if not a.pin or threads >= len(allowed):
+                return None
+            return {allowed[(rnd * threads + i) % len(allowed)] for i in range(threads)}
         start, runs, deltas = time.time(), [], {}
         for rnd in range(a.runs):
             print(f"round {rnd + 1}/{a.runs} ({time.time() - start:.0f} s)", file=sys.stderr)
@@ -363,7 +376,7 @@ def main():
                 logits = {e: os.path.join(tmp, f"{e}.logits") if rnd == 0 else None for e in engines}
                 for e in order:
                     r = run_engine(command(e, threads, batch, logits[e]), f"{e} ({threads} threads, batch {batch})",
-                                   a.max_others)
+                                   a.max_others, cpus_for(rnd, threads))
                     runs.append({**r, "engine": e, "threads": threads, "batch": batch, "round": rnd})
                 if rnd == 0:
                     ref = np.fromfile(logits["pytorch"], np.float32)
@@ -376,11 +389,12 @@ def main():
     meta = {"cpu": cpu_model(), "cores": os.cpu_count(), "date": datetime.date.today().isoformat(),
             "arch": a.arch, "size": a.size, "runs": a.runs, "iters": a.iters, "warmup": a.warmup,
             "max_others": a.max_others, "torch": torch.__version__, "opencv": cv2.__version__ if cv2 else None,
-            "onnxruntime": ORT_PACKAGE if ort else None,
+            "onnxruntime": ORT_PACKAGE if ort else None, "pinned": a.pin,
             "others_cpu_share": others, "seconds": round(time.time() - start)}
     print(f"{a.arch} {a.size}x{a.size} on {meta['cpu']} ({meta['cores']} cores), {meta['date']}, torch "
           f"{meta['torch']}, OpenCV {meta['opencv']}, ONNX Runtime {meta['onnxruntime']}: medians over the quiet runs of {a.runs} rounds, each run "
-          f"{a.warmup} warm-up + {a.iters} timed pass(es); other processes used {others:.0%} of the CPU; "
+          f"{a.warmup} warm-up + {a.iters} timed pass(es){'; each round pinned to the same CPUs' if a.pin else ''}; "
+          f"other processes used {others:.0%} of the CPU; "
           f"{meta['seconds']} s")
     print_table(rows)
     if any(2 * r["quiet_runs"] < r["runs"] for r in rows):
