@@ -119,9 +119,9 @@ namespace resnet::winograd {
 //     still reserves the second place (workspace_size() takes no thread
 //     count). Each of 2 threads transforming the whole input into a place
 //     of its own instead (pass 1 done twice, one parallel step instead of
-//     two, no line of V read by both cores): ResNet-50 0.9945× the time at
-//     2 threads where the unchanged build measured 0.9945–0.9991× against
-//     itself (40 pairs each): nothing.
+//     two, no line of V read by both cores): ResNet-50 at 2 threads
+//     0.9945× and 0.9985× the old build's time, where the same A/B without
+//     it gave 0.9949× and 0.9991× (40 pairs each): nothing.
 //   * Accuracy (ResNet-50 3×3 shapes, post-ReLU inputs, He weights, bias +
 //     residual + ReLU; max|Δ| / max|y| vs the long-double oracle):
 //                      64ch 56²   128ch 28²  256ch 14²  512ch 7²
