@@ -333,13 +333,13 @@ const Transforms<T>& transforms() {
 /// transform computes them but stores nothing of them). If `next` is set,
 /// its first `next_size` elements at each ξ (next + ξ·v_stride) are fetched
 /// for ownership along the way, a share after each micro-tile call.
-/// At 7×7 (16 tiles, one vector) the tiles are R rows × 1 vector. A tile
-/// vectorized over output channels instead (3 vectors × 8 tiles: 11 loads
-/// per 24 FMAs, not 9 per 8) ran the 16 products (512 × 512) · (512 × 16)
-/// at 205–223 GFLOP/s with up to 4 MB of A, cached, but at 137–160 with
-/// layer4's 16.8 MB and 104–121 with A from DRAM, where the R-row tile ran
-/// the layer at 103 (alone, AMD EPYC family 26 model 2): U's stream decides
-/// there, not the tile.
+/// At 7×7 (16 tiles, one vector) the tiles are R rows × 1 vector. Standalone
+/// (AVX-512, the 16 products (512 × 512) · (512 × 16), AMD EPYC family 26
+/// model 2) such a tile ran at 164–180 GFLOP/s whether U came from L2, L3
+/// or DRAM; neither a tile vectorized over output channels (3 vectors × 8
+/// tiles, 11 loads per 24 FMAs instead of 9 per 8: 205–223 with up to 4 MB
+/// of A cached, but 137–160 with all 16.8 MB and 104–121 from DRAM) nor
+/// one of two panels (16 rows, 16 FMA chains: 132–181) did better.
 template <class T>
 void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m, const T* next, int64_t next_size) {
     const auto& kern = resnet::detail::kernels<T>();
