@@ -362,12 +362,13 @@ def main():
             return [str(c) for c in head + common]
 
         configs = [(t, n) for t in a.threads for n in a.batch]
-        allowed = sorted(os.sched_getaffinity(0))
+        allowed = sorted(os.sched_getaffinity(0)) if a.pin else []
 
         def cpus_for(rnd, threads):
-            if not a.pin or threads >= len(allowed):
+            if threads >= len(allowed):
                 return None
             return {allowed[(rnd * threads + i) % len(allowed)] for i in range(threads)}
+
         start, runs, deltas = time.time(), [], {}
         for rnd in range(a.runs):
             print(f"round {rnd + 1}/{a.runs} ({time.time() - start:.0f} s)", file=sys.stderr)
