@@ -21,6 +21,9 @@ void run_items(ThreadPool* pool, int64_t count, const F& fn) {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 
+/// bytes rounded up to whole huge pages.
+inline size_t whole_huge_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+
 /// Faults in [base, base + bytes) on the pool's threads (or the calling
 /// thread), one 2 MiB huge page per item. In a VM that reports free memory
 /// to its host (virtio-balloon free page reporting, as here), a fresh huge
@@ -32,7 +35,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 /// pages on the pool (and the reads in runs, safetensors.hpp), 1 thread
 /// 321 → 285 ms from the reads alone.
 inline void populate_on(ThreadPool* pool, char* base, size_t bytes) {
-    run_items(pool, int64_t((bytes + kHugePage - 1) / kHugePage), [&](int64_t i) {
+    run_items(pool, int64_t(whole_huge_pages(bytes) / kHugePage), [&](int64_t i) {
         const size_t begin = size_t(i) * kHugePage;
         populate_pages(base + begin, std::min(kHugePage, bytes - begin));
     });
