@@ -1,7 +1,7 @@
 // bench/benchmark: times ResNet<float>::forward() on one N×3×S×S batch.
 //
 //   benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T]
-//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--layers] [--json]
+//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]
 //
 // Runs W untimed forward() calls, then K timed ones, and reports the median,
 // min and max ms per batch, ms per image, effective GFLOP/s (conv + fc
@@ -10,7 +10,8 @@
 // (resnet::kernel_info(): instruction set and GEMM micro-tile; RESNET_ISA overrides). The input is N(0,1) noise from a
 // fixed seed, or --input: raw float32 in native byte order (numpy's tofile()).
 // --logits writes the last forward()'s N×classes logits the same way.
-// --layers then times each convolution alone (see time_layers).
+// --profile then times each layer inside K more forward() calls (see
+// profile_layers); --layers each convolution alone (see time_layers).
 // Exit status: 0 success, 2 bad arguments, 1 any other failure.
 #include <resnet/resnet.hpp>
 
@@ -36,7 +37,7 @@ namespace {
 
 const char* const kUsage =
     "usage: benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T] [--iters K]\n"
-    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--layers] [--json]\n"
+    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]\n"
     "  --batch N      images per forward() (default 1)\n"
     "  --threads T    threads per forward(); 0 = all cores (default 0)\n"
     "  --iters K      timed forward() calls (default 10)\n"
@@ -44,6 +45,7 @@ const char* const kUsage =
     "  --size S       input height and width (default 224)\n"
     "  --input FILE   N*3*S*S raw float32 values instead of the seeded N(0,1) input\n"
     "  --logits FILE  write the logits of the last call as raw float32\n"
+    "  --profile      then time each layer inside K more forward() calls (median ms per batch)\n"
     "  --layers       then time each convolution alone, batch 1, W warm-up + K timed calls\n"
     "  --json         print one JSON object instead of text\n";
 
@@ -53,7 +55,7 @@ struct UsageError : std::runtime_error {
 
 struct Args {
     std::string weights, arch, input, logits;
-    bool random = false, json = false, layers = false;
+    bool random = false, json = false, layers = false, profile = false;
     int batch = 1, threads = 0, iters = 10, warmup = 2, size = 224;
 };
 
@@ -90,8 +92,10 @@ Args parse_args(int argc, char** argv) {
             std::cout << kUsage;
             std::exit(0);
         }
-        if (flag == "--random" || flag == "--json" || flag == "--layers") {
-            (flag == "--random" ? a.random : flag == "--json" ? a.json : a.layers) = true;
+        const std::map<std::string, bool*> switches = {
+            {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile}};
+        if (switches.count(flag)) {
+            *switches.at(flag) = true;
             continue;
         }
         const auto it = valued.find(flag);
@@ -191,6 +195,33 @@ std::string conv_path(const resnet::Conv2d<float>& c, int in) {
     if (c.direct_channels()) return "channel-vector direct";
     if (c.direct()) return "direct";
     return c.workspace_size(in, in) ? "gemm, im2col" : "gemm, in place";
+}
+
+/// --profile: `a.iters` timed forward() calls of x after the benchmark's
+/// (ResNet::forward(x, timings)), one row per layer in network order: its
+/// median ms per batch inside the network.
+nlohmann::json profile_layers(const resnet::ResNet<float>& m, const resnet::Tensor<float>& x, const Args& a) {
+    std::vector<resnet::LayerTiming> timings;
+    std::vector<std::vector<double>> ms;
+    for (int i = 0; i < a.iters; ++i) {
+        m.forward(x, timings);
+        ms.resize(timings.size());
+        for (size_t l = 0; l < timings.size(); ++l) ms[l].push_back(timings[l].ms);
+    }
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t l = 0; l < timings.size(); ++l) rows.push_back({{"name", timings[l].name}, {"ms", median(ms[l])}});
+    return rows;
+}
+
+void print_profile(const nlohmann::json& rows, int iters) {
+    double sum = 0;
+    for (const auto& r : rows) sum += r["ms"].get<double>();
+    std::cout << "  profile     each layer inside the network, median of " << iters << " calls:\n";
+    for (const auto& r : rows)
+        std::cout << "    " << std::left << std::setw(22) << r["name"].get<std::string>() << std::right
+                  << std::setprecision(3) << std::setw(8) << r["ms"].get<double>() << " ms " << std::setprecision(1)
+                  << std::setw(5) << 100 * r["ms"].get<double>() / sum << " %\n";
+    std::cout << "    sum " << std::setprecision(2) << sum << " ms\n";
 }
 
 /// --layers: each convolution of `m` alone, batch 1, on N(0,1) noise of the
@@ -293,9 +324,11 @@ int run(const Args& a) {
         {"load_ms", load_ms},
         {"kernels", resnet::kernel_info()},
     };
+    const nlohmann::json profile = a.profile ? profile_layers(model, x, a) : nlohmann::json();
     const nlohmann::json layers = a.layers ? time_layers(model, a) : nlohmann::json();
     if (a.json) {
         nlohmann::json out = r;
+        if (a.profile) out["profile"] = profile;
         if (a.layers) out["layers"] = layers;
         std::cout << out.dump() << '\n';
         return 0;
@@ -310,6 +343,7 @@ int run(const Args& a) {
               << std::setprecision(1) << "  peak RSS    " << r["peak_rss_mib"].get<double>() << " MiB\n"
               << "  " << (a.random ? "build" : "load ") << "       " << load_ms << " ms\n"
               << "  kernels     " << resnet::kernel_info() << '\n';
+    if (a.profile) print_profile(profile, a.iters);
     if (a.layers) print_layers(layers, a.iters);
     return 0;
 }

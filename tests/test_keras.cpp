@@ -115,6 +115,29 @@ TEST_CASE("Keras stage names are aliases of layer1..layer4 and avgpool", "[keras
     CHECK(close(v2.features(ref2.read<float>("x0"), "post_relu"), ref2.read<double>("x0.layer4"), kTolerance));
 }
 
+TEST_CASE("a timed forward names a V2 block's pre-activation, its subsampled shortcut and the head's layers", "[keras]") {
+    const auto names = [](const resnet::ResNet<float>& model, const std::string& name) {
+        resnet::SafeTensorsFile ref(fixture("keras_" + name + ".ref.safetensors"));
+        const auto x = ref.read<float>("x0");
+        std::vector<resnet::LayerTiming> timings;
+        CHECK(max_abs_diff(model.forward(x, timings), model.forward(x)) == 0.0);
+        std::vector<std::string> out;
+        for (const auto& t : timings) out.push_back(t.name);
+        return out;
+    };
+    const auto v2 = names(keras_model("resnet50v2"), "resnet50v2");
+    const std::vector<std::string> stage1 = {"conv1", "maxpool",
+        "layer1.0.preact", "layer1.0.downsample.0", "layer1.0.conv1", "layer1.0.conv2", "layer1.0.conv3",
+        "layer1.1.preact", "layer1.1.conv1", "layer1.1.conv2", "layer1.1.conv3",
+        "layer1.2.preact", "layer1.2.shortcut", "layer1.2.conv1", "layer1.2.conv2", "layer1.2.conv3"};
+    REQUIRE(v2.size() > stage1.size() + 3);
+    CHECK(std::vector<std::string>(v2.begin(), v2.begin() + long(stage1.size())) == stage1);
+    CHECK(std::vector<std::string>(v2.end() - 3, v2.end()) == std::vector<std::string>{"post_bn", "avgpool", "fc"});
+    const auto head = names(keras_model("finetuned"), "finetuned");
+    CHECK(std::vector<std::string>(head.end() - 4, head.end()) ==
+          std::vector<std::string>{"avgpool", "dense1", "dense2", "fc"});
+}
+
 TEST_CASE("the Keras tests notice a wrong stride, epsilon, Dense layout or Keras 3 layer order", "[keras]") {
     // keras_fixtures.py rewrites converted files with one thing wrong each.
     for (const auto& [mutant, original] : std::vector<std::pair<std::string, std::string>>{

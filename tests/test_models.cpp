@@ -2,6 +2,7 @@
 // references computed by PyTorch in the fixture step (make_fixtures.py).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <iostream>
 
 #include "test_util.hpp"
@@ -128,6 +129,38 @@ TEST_CASE("intermediate outputs by torchvision module name", "[models]") {
     CHECK_THROWS_WITH(model.features(x, "layer5"), Catch::Contains("layer5"));
     CHECK_THROWS_WITH(model.forward(Tensor<float>({1, 4, 32, 32})),
                       Catch::Contains("[N,3,H,W]") && Catch::Contains("[1,4,32,32]"));
+}
+
+TEST_CASE("a timed forward: forward()'s output, one entry per layer under torchvision's name", "[models]") {
+    const auto model = resnet::load_model(fixture("resnet50.safetensors"));
+    resnet::SafeTensorsFile ref(fixture("resnet50.ref.safetensors"));
+    const auto x0 = ref.read<float>("x0");
+    Tensor<float> x({2, x0.dim(1), x0.dim(2), x0.dim(3)});  // two images: their times add up per layer
+    std::copy(x0.begin(), x0.end(), x.begin());
+    std::copy(x0.begin(), x0.end(), x.begin() + x0.size());
+    std::vector<resnet::LayerTiming> timings(3);  // cleared by forward()
+    const auto start = std::chrono::steady_clock::now();
+    const auto logits = model.forward(x, timings);
+    const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    CHECK(max_abs_diff(logits, model.forward(x)) == 0.0);
+    std::vector<std::string> expected = {"conv1", "maxpool"};
+    const int blocks[] = {3, 4, 6, 3};
+    for (int s = 0; s < 4; ++s)
+        for (int b = 0; b < blocks[s]; ++b) {
+            const std::string block = "layer" + std::to_string(s + 1) + "." + std::to_string(b) + ".";
+            if (b == 0) expected.push_back(block + "downsample.0");
+            for (const char* conv : {"conv1", "conv2", "conv3"}) expected.push_back(block + conv);
+        }
+    expected.insert(expected.end(), {"avgpool", "fc"});
+    std::vector<std::string> names;
+    double sum = 0;
+    for (const auto& t : timings) {
+        names.push_back(t.name);
+        CHECK(t.ms > 0);
+        sum += t.ms;
+    }
+    CHECK(names == expected);
+    CHECK(sum <= wall);
 }
 
 TEST_CASE("the tests notice a stride on the wrong convolution", "[models]") {

@@ -4,17 +4,20 @@
 #include <optional>
 #include <vector>
 
+#include "layer_timing.hpp"
 #include "layers/batchnorm.hpp"
 #include "layers/conv2d.hpp"
 
 namespace resnet {
 
 /// Scratch buffers a block may use; each holds any activation of its role.
+/// `clock`: a timed forward()'s, else null.
 template <class T>
 struct BlockScratch {
     T* tmp[2];
     T* preact;
     T* col;
+    detail::LayerClock* clock;
 };
 
 /// A residual block: an optional pre-activation BN + ReLU, then a chain of
@@ -96,9 +99,13 @@ public:
     T* forward(T* x, int h, int w, T* out, const BlockScratch<T>& s, detail::ThreadPool& pool) const {
         if (in_place()) out = x;
         const T* in = x;
+        const auto lap = [&s](const char* name, int number = 0) {
+            if (s.clock) s.clock->lap(name, number);
+        };
         if (preact_) {
             preact_->forward(x, int64_t(h) * w, s.preact, pool);
             in = s.preact;
+            lap("preact");
         }
         // A computed shortcut goes straight into `out`, which the last
         // convolution then adds its sums to in place (Conv2d::forward allows
@@ -108,9 +115,11 @@ public:
         if (downsample_) {
             downsample_->forward(in, 1, h, w, out, {}, s.col, pool);
             shortcut = out;
+            lap("downsample.0");
         } else if (subsample_ > 1) {
             subsample(x, h, w, out, pool);
             shortcut = out;
+            lap("shortcut");
         }
         const T* cur = in;
         for (size_t i = 0; i < convs_.size(); ++i) {
@@ -119,6 +128,7 @@ public:
             convs_[i].forward(cur, 1, h, w, dst, {last ? shortcut : nullptr, !last || out_relu_}, s.col, pool);
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
             cur = dst;
+            lap("conv", int(i) + 1);
         }
         return out;
     }

@@ -11,6 +11,7 @@
 #include "architecture.hpp"
 #include "blocks.hpp"
 #include "detail/cpu_budget.hpp"
+#include "layer_timing.hpp"
 #include "layers/activation.hpp"
 #include "layers/linear.hpp"
 #include "layers/pool.hpp"
@@ -108,6 +109,15 @@ public:
         return std::move(forward_outputs(input, {last}).at(last));
     }
 
+    /// forward(), also timing each layer into `timings` (cleared first): one
+    /// entry per layer, in the order they ran (see LayerTiming). Same output
+    /// as forward(); the timer reads the clock once per layer.
+    Tensor<T> forward(const Tensor<T>& input, std::vector<LayerTiming>& timings) const {
+        detail::LayerClock clock(timings);
+        const int last = final_output();
+        return std::move(run(input, {last}, &clock).at(last));
+    }
+
     /// Readies a forward() context (thread pool and workspace) for inputs of
     /// up to n×C×h×w now, so that the next forward() of that size allocates
     /// nothing but its output. load_model() does this for batch 1 at the
@@ -132,15 +142,7 @@ public:
         std::vector<int> wanted;
         for (const auto& name : names) wanted.push_back(output_index(name));
         if (wanted.empty()) detail::fail("forward_outputs: no output requested");
-        const int last = *std::max_element(wanted.begin(), wanted.end());
-        check_input(input.shape());
-        const int n = int(input.dim(0)), h = int(input.dim(2)), w = int(input.dim(3));
-        auto ctx = acquire_context();
-        ctx->reserve(plan(n, h, w), options_.max_workspace_bytes, input.shape());
-        std::map<int, Tensor<T>> out;
-        for (int img = 0; img < n; ++img) run_image(input, img, h, w, last, wanted, *ctx, out);
-        if (last == kFc) out.emplace(kFc, run_head(n, *ctx));
-        release_context(std::move(ctx));
+        std::map<int, Tensor<T>> out = run(input, wanted, nullptr);
         std::map<std::string, Tensor<T>> named;
         for (size_t i = 0; i < names.size(); ++i) {
             const bool asked_again = std::find(wanted.begin() + i + 1, wanted.end(), wanted[i]) != wanted.end();
@@ -272,6 +274,27 @@ private:
         return p;
     }
 
+    /// The batch through the network as far as the last of the `wanted`
+    /// outputs (positions in output_names()), timed by `clock` if not null.
+    std::map<int, Tensor<T>> run(const Tensor<T>& input, const std::vector<int>& wanted, detail::LayerClock* clock) const {
+        const int last = *std::max_element(wanted.begin(), wanted.end());
+        check_input(input.shape());
+        const int n = int(input.dim(0)), h = int(input.dim(2)), w = int(input.dim(3));
+        auto ctx = acquire_context();
+        ctx->reserve(plan(n, h, w), options_.max_workspace_bytes, input.shape());
+        ctx->scratch.clock = clock;
+        std::map<int, Tensor<T>> out;
+        for (int img = 0; img < n; ++img) {
+            if (clock) clock->begin_image();
+            run_image(input, img, h, w, last, wanted, *ctx, out);
+        }
+        if (clock) clock->begin_head();
+        if (last == kFc) out.emplace(kFc, run_head(n, *ctx));
+        ctx->scratch.clock = nullptr;
+        release_context(std::move(ctx));
+        return out;
+    }
+
     /// Image `img` of the batch through the network as far as output `last`:
     /// requested outputs are copied into their batch tensors in `out`, the
     /// pooled features into row img of ctx.pooled.
@@ -279,24 +302,37 @@ private:
                    Context& ctx, std::map<int, Tensor<T>>& out) const {
         const int n = int(input.dim(0));
         const auto want = [&](int i) { return std::find(wanted.begin(), wanted.end(), i) != wanted.end(); };
+        detail::LayerClock* clock = ctx.scratch.clock;
+        const auto lap = [clock](const char* name) {
+            if (clock) clock->lap(name);
+        };
         const T* in = input.data() + int64_t(img) * input.dim(1) * h * w;
         stem_.conv.forward(in, 1, h, w, ctx.io[1], {nullptr, stem_.relu}, ctx.scratch.col, ctx.pool);
+        lap("conv1");
         h = stem_.conv.out_size(h), w = stem_.conv.out_size(w);
         int c = stem_.conv.out_channels();
         stem_.pool.forward(ctx.io[1], c, h, w, ctx.io[0], ctx.pool);
+        lap("maxpool");
         h = stem_.pool.out_size(h), w = stem_.pool.out_size(w);
         T *x = ctx.io[0], *y = ctx.io[1];
         for (int s = 0; s < int(stages_.size()); ++s) {
-            for (const auto& block : stages_[size_t(s)]) {
+            for (size_t b = 0; b < stages_[size_t(s)].size(); ++b) {
+                const auto& block = stages_[size_t(s)][b];
+                if (clock) clock->set_prefix("layer" + std::to_string(s + 1) + "." + std::to_string(b) + ".");
                 if (block.forward(x, h, w, y, ctx.scratch, ctx.pool) == y) std::swap(x, y);
                 h = block.out_size(h), w = block.out_size(w), c = block.out_channels();
             }
-            if (s == 3 && head_.post_bn) head_.post_bn->forward(x, int64_t(h) * w, x, ctx.pool);
+            if (clock) clock->set_prefix("");
+            if (s == 3 && head_.post_bn) {
+                head_.post_bn->forward(x, int64_t(h) * w, x, ctx.pool);
+                lap("post_bn");
+            }
             if (want(s)) store(out, s, {n, c, h, w}, img, x);
             if (last == s) return;
         }
         T* features = ctx.pooled + int64_t(img) * c;
         GlobalPool{head_.pooling}.forward(x, c, int64_t(h) * w, features, ctx.pool);
+        lap("avgpool");
         if (want(kPool)) store(out, kPool, {n, c, 1, 1}, img, features);
     }
 
@@ -304,15 +340,18 @@ private:
     /// logits (N×num_classes), hidden layers through their activations.
     Tensor<T> run_head(int n, Context& ctx) const {
         const T* x = ctx.pooled;
+        detail::LayerClock* clock = ctx.scratch.clock;
         for (size_t i = 0; i + 1 < head_.dense.size(); ++i) {
             const auto& d = head_.dense[i];
             T* y = ctx.hidden[i % 2];
             d.linear.forward(x, n, y, ctx.pool);
             apply_activation(d.activation, y, n, d.linear.out_features());
             x = y;
+            if (clock) clock->lap("dense", int(i) + 1);
         }
         Tensor<T> logits({n, num_classes()});
         head_.dense.back().linear.forward(x, n, logits.data(), ctx.pool);
+        if (clock) clock->lap("fc");
         return logits;
     }
 

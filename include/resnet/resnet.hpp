@@ -10,6 +10,7 @@
 #include "classify.hpp"
 #include "error.hpp"
 #include "inputs.hpp"
+#include "layer_timing.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/linear.hpp"
 #include "layers/pool.hpp"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ctest `benchmark_layers`: `benchmark --layers --json` against torchvision.
+"""ctest `benchmark_layers`: `benchmark --layers --profile --json` against torchvision.
 
     benchmark_layers.py --benchmark BIN
 
@@ -14,7 +14,10 @@ the RGB stem; Winograd F(4x4) for ungrouped 3x3 stride-1 layers up to 64
 channels, F(2x2) up to 512; the channel-vector direct convolution for the
 other ungrouped layers wider than 1x1; the GEMM for the 1x1s), its time positive and its
 GFLOP/s 2 x the layer's multiply-adds over that time. The summary's GFLOP
-per image must be the sum over the rows plus fc.
+per image must be the sum over the rows plus fc. The rows of `--profile`
+(each layer's time inside forward(), ResNet::forward(x, timings)) must be
+those convolutions with torchvision's maxpool after conv1 and its avgpool
+and fc last, each with a positive time.
 """
 import argparse
 import json
@@ -28,7 +31,8 @@ CASES = [("resnet18", 224), ("resnet50", 160), ("resnext50_32x4d", 97)]
 
 
 def torchvision_convs(arch, size):
-    """(name, in, out, kernel, stride, groups, input side) per nn.Conv2d, in forward order, and fc's MACs."""
+    """(name, in, out, kernel, stride, groups, input side) per nn.Conv2d, in forward order, fc's MACs, and
+    the model's top-level module names."""
     model = getattr(torchvision.models, arch)().eval()
     names = {m: n for n, m in model.named_modules()}
     seen = []
@@ -42,7 +46,7 @@ def torchvision_convs(arch, size):
             module.register_forward_hook(hook)
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size))
-    return seen, model.fc.in_features * model.fc.out_features
+    return seen, model.fc.in_features * model.fc.out_features, [n for n, _ in model.named_children()]
 
 
 def shortcut_first(convs):
@@ -70,14 +74,27 @@ def expected_path(cin, cout, k, stride, groups):
     return "gemm"
 
 
+def check_profile(profile, conv_names, children):
+    """The profile's rows: the convolutions, with torchvision's pooling layers and fc in their places."""
+    missing = [n for n in ("maxpool", "avgpool", "fc") if n not in children]
+    if missing:
+        return [f"torchvision's model has no module {missing}"]
+    want = conv_names[:1] + ["maxpool"] + conv_names[1:] + ["avgpool", "fc"]
+    got = [r["name"] for r in profile]
+    if got != want:
+        return [f"profile names: got {got}, want {want}"]
+    return [f"profile {r['name']}: ms {r['ms']}" for r in profile if not r["ms"] > 0]
+
+
 def check(bench, arch, size):
     out = subprocess.run([bench, "--arch", arch, "--random", "--threads", "1", "--iters", "1", "--warmup", "0",
-                          "--size", str(size), "--layers", "--json"], capture_output=True, text=True, check=True)
+                          "--size", str(size), "--layers", "--profile", "--json"],
+                         capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
     rows = report["layers"]
-    convs, fc_macs = torchvision_convs(arch, size)
+    convs, fc_macs, children = torchvision_convs(arch, size)
     want = shortcut_first(convs)
-    errors = []
+    errors = check_profile(report["profile"], [c[0] for c in want], children)
     got_names = [r["name"] for r in rows]
     if got_names != [c[0] for c in want]:
         errors.append(f"names: got {got_names}, want {[c[0] for c in want]}")
