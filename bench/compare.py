@@ -4,7 +4,7 @@
   bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
                    [--engines resnet resnet-O2 ort pytorch opencv] [--ort-dir DIR]
                    [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
-                   [--max-others 0.1] [--pin] [--json FILE]
+                   [--max-others 0.1] [--pin] [--profile] [--json FILE]
 
 Writes one random-init weights file with weights/convert_torchvision.py (seed 0)
 and an ONNX export of it, which ONNX Runtime and OpenCV DNN both run. ONNX
@@ -25,6 +25,10 @@ still so, left out of the medians ("quiet runs" counts those kept; 0/N means
 no run was quiet and all N are used). With --pin, the runs of one round that use
 fewer threads than there are CPUs all run on the same CPUs (the next ones in the
 following round).
+With --profile, for every thread count at the smallest batch, --runs more
+rounds time each layer inside the network: our benchmark's --profile
+(ResNet::forward(x, timings)) against ONNX Runtime's own profiler, per
+torchvision layer and summed by kind of convolution.
 
 Needs a Python that imports torch and torchvision: run by one that cannot, it
 re-executes itself with /usr/bin/python3. Build the benchmark first:
@@ -35,6 +39,7 @@ import datetime
 import importlib.util
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -222,6 +227,74 @@ def run_engine(cmd, what, max_others, cpus=None):
     return min(attempts, key=lambda r: r["others_cpu_share"])
 
 
+def ort_layers(nodes):
+    """ONNX Runtime's profiled nodes ({name, op, ms}, in the order they ran) → ms per torchvision
+    layer name. A convolution is named by its block ("/layer1/layer1.0/...") and its place
+    there, as ONNX Runtime names a convolution fused with its ReLU after the ReLU; the
+    downsample by name, the stem as the convolution outside the blocks; pooling and fc by
+    op; the rest (layout reorders, Flatten) is "other"."""
+    layers, convs_seen = {}, {}
+    for node in nodes:
+        block = re.match(r"/layer\d+/(layer\d+\.\d+)/", node["name"])
+        if node["op"] in ("Conv", "FusedConv"):
+            if not block:
+                name = "conv1"
+            elif "/downsample/" in node["name"]:
+                name = block.group(1) + ".downsample.0"
+            else:
+                convs_seen[block.group(1)] = convs_seen.get(block.group(1), 0) + 1
+                name = f"{block.group(1)}.conv{convs_seen[block.group(1)]}"
+        else:
+            name = {"MaxPool": "maxpool", "GlobalAveragePool": "avgpool", "GlobalMaxPool": "avgpool",
+                    "Gemm": "fc", "FusedGemm": "fc"}.get(node["op"], "other")
+        layers[name] = layers.get(name, 0.0) + node["ms"]
+    return layers
+
+
+def conv_kinds(arch):
+    """torchvision layer name → "KxK stride S" for every convolution of `arch`."""
+    import torch
+    import torchvision
+    return {n: f"{m.kernel_size[0]}x{m.kernel_size[1]} stride {m.stride[0]}" + (f" groups {m.groups}" if m.groups > 1 else "")
+            for n, m in getattr(torchvision.models, arch)().named_modules() if isinstance(m, torch.nn.Conv2d)}
+
+
+def print_profiles(profiles, arch):
+    """Per thread count: each layer's median ms over the rounds, ours beside ONNX Runtime's,
+    then the sums by kind of layer."""
+    kinds = conv_kinds(arch)
+    for threads in sorted({p["threads"] for p in profiles}):
+        med = {}
+        for e in ("resnet", "ort"):
+            rounds = [p["layers"] for p in profiles if p["threads"] == threads and p["engine"] == e]
+            names = {n for r in rounds for n in r}
+            med[e] = {n: statistics.median(r.get(n, 0.0) for r in rounds) for n in names}
+        first = {e: next((p["layers"] for p in profiles if p["threads"] == threads and p["engine"] == e), {})
+                 for e in ("resnet", "ort")}
+        order = list(dict.fromkeys(list(first["resnet"]) + list(first["ort"])))  # ours in network order, then ORT's others
+        by_kind, rows = {}, []
+        for n in order:
+            ours, theirs = med["resnet"].get(n), med["ort"].get(n)
+            kind = kinds.get(n, n)
+            k = by_kind.setdefault(kind, [0.0, 0.0, 0])
+            k[0] += ours or 0.0
+            k[1] += theirs or 0.0
+            k[2] += 1
+            rows.append([n, kind, fmt(ours, ".3f"), fmt(theirs, ".3f"), fmt(ours / theirs if ours and theirs else None, ".2f")])
+        print(f"\n{arch}, {threads} thread(s): each layer inside the network, ms (median of "
+              f"{len([p for p in profiles if p['threads'] == threads and p['engine'] == 'resnet'])} rounds)")
+        print(markdown_table(["layer", "kind", "ours", "ORT", "×ORT"], rows))
+        total = [sum(v[i] for v in by_kind.values()) for i in (0, 1)]
+        print(markdown_table(["kind", "layers", "ours", "ORT", "×ORT"], [
+            [kind, str(c), f"{o:.2f}", f"{t:.2f}", fmt(o / t if o and t else None, ".2f")]
+            for kind, (o, t, c) in by_kind.items()] + [["all", "", f"{total[0]:.2f}", f"{total[1]:.2f}",
+                                                         fmt(total[0] / total[1] if all(total) else None, ".2f")]]))
+
+
+def fmt(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
 def markdown_table(header, rows):
     """A Markdown table padded to read well in a terminal; all but the first column right-aligned."""
     widths = [max(len(c) for c in col) for col in zip(header, *rows)]
@@ -281,16 +354,14 @@ def summarize(runs, deltas, max_others):
 
 
 def print_table(rows):
-    def num(v, fmt):
-        return "–" if v is None else format(v, fmt)
     header = ["engine", "threads", "batch", "quiet runs", "ms/batch", "ms/image", "×ORT", "×ORT per round",
               "×PyTorch", "×OpenCV", "peak RSS MiB", "load ms", "max abs Δ vs PyTorch"]
     print(markdown_table(header, [
         [r["engine"], str(r["threads"]), str(r["batch"]), f"{r['quiet_runs']}/{r['runs']}",
-         num(r["median_ms"], ".1f"), num(r["ms_per_image"], ".1f"), num(r["vs_ort"], ".2f"),
-         num(r["vs_ort_per_round"], ".2f"), *(num(r[f"vs_{n}"], ".2f") for n in REFERENCES[1:]),
-         num(r["peak_rss_mib"], ".0f"),
-         num(r["load_ms"], ".0f"), num(r["max_abs_diff_vs_pytorch"], ".1e")] for r in rows]))
+         fmt(r["median_ms"], ".1f"), fmt(r["ms_per_image"], ".1f"), fmt(r["vs_ort"], ".2f"),
+         fmt(r["vs_ort_per_round"], ".2f"), *(fmt(r[f"vs_{n}"], ".2f") for n in REFERENCES[1:]),
+         fmt(r["peak_rss_mib"], ".0f"),
+         fmt(r["load_ms"], ".0f"), fmt(r["max_abs_diff_vs_pytorch"], ".1e")] for r in rows]))
 
 
 def main():
@@ -317,6 +388,9 @@ def main():
                    help="run every engine of a round on the same CPUs when it uses fewer threads than there are "
                         "(round r: T CPUs from the (r*T)-th on, cycling), so that a per-round ratio compares "
                         "engines on the same cores; for VMs whose vCPUs run at different speeds")
+    p.add_argument("--profile", action="store_true",
+                   help="then time each layer inside the network, ours against ONNX Runtime's profiler: --runs more "
+                        "rounds per thread count, at the smallest --batch")
     p.add_argument("--json", metavar="FILE", help="also write every run and the summary here")
     a = p.parse_args()
     if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
@@ -352,9 +426,11 @@ def main():
             inputs[n] = os.path.join(tmp, f"input{n}.f32")
             rng.standard_normal((n, 3, a.size, a.size), dtype=np.float32).tofile(inputs[n])
 
-        def command(engine, threads, batch, logits):
+        def command(engine, threads, batch, logits, profile=False):
             common = ["--batch", batch, "--threads", threads, "--iters", a.iters, "--warmup", a.warmup,
                       "--size", a.size, "--input", inputs[batch]] + (["--logits", logits] if logits else [])
+            if profile:
+                common += ["--profile"] + (["1"] if engine == "ort" else [])
             head = {**{e: [bench, "--json", "--weights", weights] for e, bench in benches.items()},
                     "ort": ["node", os.path.join(REPO, "bench", "ort_worker.js"), ort, "--model", onnx]}.get(
                 engine, [sys.executable, os.path.abspath(__file__), "_worker", engine,
@@ -384,6 +460,16 @@ def main():
                     for e in (e for e in engines if e != "pytorch"):
                         deltas[e, threads, batch] = float(np.abs(np.fromfile(logits[e], np.float32) - ref).max())
 
+        profiles = []
+        for threads in a.threads if a.profile else []:
+            for rnd in range(a.runs):
+                print(f"profile, {threads} thread(s), round {rnd + 1}/{a.runs}", file=sys.stderr)
+                for e in (e for e in ("resnet", "ort") if e in engines):
+                    r = run_engine(command(e, threads, min(a.batch), None, profile=True),
+                                   f"{e} --profile ({threads} threads)", a.max_others, cpus_for(rnd, threads))
+                    layers = ort_layers(r["profile"]) if e == "ort" else {n["name"]: n["ms"] for n in r["profile"]}
+                    profiles.append({"engine": e, "threads": threads, "round": rnd, "layers": layers})
+
     rows = summarize(runs, deltas, a.max_others)
     others = statistics.mean(r["others_cpu_share"] for r in runs)
     import torch
@@ -398,12 +484,14 @@ def main():
           f"other processes used {others:.0%} of the CPU; "
           f"{meta['seconds']} s")
     print_table(rows)
+    if profiles:
+        print_profiles(profiles, a.arch)
     if any(2 * r["quiet_runs"] < r["runs"] for r in rows):
         print(f"warning: in some rows most runs shared the CPU with other processes (more than "
               f"{a.max_others:.0%}); their figures are unreliable: re-run when the machine is idle", file=sys.stderr)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
+            json.dump({"meta": meta, "summary": rows, "runs": runs, "profiles": profiles}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 // and prints one JSON line with the fields bench/benchmark prints.
 //
 //   node ort_worker.js ORT_PACKAGE_DIR --model M.onnx --input X.f32 --batch N
-//        --threads T --iters I --warmup W --size S [--logits OUT.f32]
+//        --threads T --iters I --warmup W --size S [--logits OUT.f32] [--profile 1]
+//
+// --profile 1 turns on ONNX Runtime's profiler for the session and adds
+// "profile": each node's median kernel time over the timed runs, in the order
+// the nodes first ran ({name, op, ms}).
 //
 // Session options are what a user tuning ORT for latency would set:
 // graphOptimizationLevel 'all', intraOpNumThreads = T, interOpNumThreads = 1,
@@ -43,6 +47,7 @@ async function main() {
   const session = await ort.InferenceSession.create(a.model, {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all', executionMode: 'sequential',
     intraOpNumThreads: threads, interOpNumThreads: 1,
+    ...(a.profile === '1' ? { enableProfiling: true, profileFilePrefix: profilePrefix() } : {}),
   });
   const loadMs = performance.now() - start;
   const feeds = { [session.inputNames[0]]: x };
@@ -62,7 +67,35 @@ async function main() {
   console.log(JSON.stringify({
     engine: 'ort', batch, threads, median_ms: med, min_ms: Math.min(...times), max_ms: Math.max(...times),
     ms_per_image: med / batch, peak_rss_mib: peakRssMib(), load_ms: loadMs,
+    ...(a.profile === '1' ? { profile: nodeTimes(session, +a.iters) } : {}),
   }));
+}
+
+// Where this process's profile goes: the profiler appends _<date>.json.
+function profilePrefix() {
+  return require('path').join(require('os').tmpdir(), `ort-profile-${process.pid}`);
+}
+
+// Ends the session's profiling and reads its file (onnxruntime-node's
+// endProfiling() does not return the name) → [{name, op, ms}]: each node's
+// median kernel time over its last `iters` runs (the timed ones), in the
+// order the nodes first ran.
+function nodeTimes(session, iters) {
+  session.endProfiling();
+  const path = require('path'), prefix = profilePrefix(), dir = path.dirname(prefix);
+  const files = fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(prefix) + '_') && f.endsWith('.json'));
+  if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json, found ${files.length}`);
+  const file = path.join(dir, files[0]);
+  const events = JSON.parse(fs.readFileSync(file, 'utf8'));
+  fs.unlinkSync(file);
+  const nodes = new Map();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const name = e.name.slice(0, -'_kernel_time'.length);
+    if (!nodes.has(name)) nodes.set(name, { op: e.args.op_name, us: [] });
+    nodes.get(name).us.push(e.dur);
+  }
+  return [...nodes].map(([name, n]) => ({ name, op: n.op, ms: median(n.us.slice(-iters)) / 1000 }));
 }
 
 main().catch((e) => {
