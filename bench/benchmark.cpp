@@ -86,14 +86,14 @@ Args parse_args(int argc, char** argv) {
         {"--warmup", [&](const std::string& v) { a.warmup = parse_int("--warmup", v, 0); }},
         {"--size", [&](const std::string& v) { a.size = parse_int("--size", v, 1); }},
     };
+    const std::map<std::string, bool*> switches = {
+        {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile}};
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         if (flag == "-h" || flag == "--help") {
             std::cout << kUsage;
             std::exit(0);
         }
-        const std::map<std::string, bool*> switches = {
-            {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile}};
         if (switches.count(flag)) {
             *switches.at(flag) = true;
             continue;

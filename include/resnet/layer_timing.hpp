@@ -25,8 +25,9 @@ struct LayerTiming {
 namespace detail {
 
 /// The laps of one timed forward(): lap(name) books the time since the
-/// previous lap (or begin_image() / begin_head()) to entry prefix + name.
-/// Images after the first add to the first image's entries, in order.
+/// previous lap (or begin_image() / begin_head()) to entry name, prefixed by
+/// the block's "layerS.B." inside a block. Images after the first add to the
+/// first image's entries, in order; only those entries build their names.
 class LayerClock {
 public:
     explicit LayerClock(std::vector<LayerTiming>& out) : out_(out) { out_.clear(); }
@@ -34,12 +35,14 @@ public:
     void begin_image() { start(0); }
     /// The Dense head, after the last image: its entries follow the image's.
     void begin_head() { start(next_); }
-    void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
+    /// Laps until leave_block() belong to block `block` of stage `stage` (0-based).
+    void enter_block(int stage, int block) { stage_ = stage, block_ = block; }
+    void leave_block() { stage_ = -1; }
 
     /// `number` > 0 is appended to the name ("conv", 2: "conv2").
     void lap(const char* name, int number = 0) {
         const auto now = Clock::now();
-        if (next_ == out_.size()) out_.push_back({prefix_ + name + (number > 0 ? std::to_string(number) : ""), 0.0});
+        if (next_ == out_.size()) out_.push_back({full_name(name, number), 0.0});
         out_[next_++].ms += std::chrono::duration<double, std::milli>(now - last_).count();
         last_ = now;
     }
@@ -48,12 +51,16 @@ private:
     using Clock = std::chrono::steady_clock;
     void start(size_t entry) {
         next_ = entry;
-        prefix_.clear();
+        leave_block();
         last_ = Clock::now();
+    }
+    std::string full_name(const char* name, int number) const {
+        std::string block = stage_ < 0 ? "" : "layer" + std::to_string(stage_ + 1) + "." + std::to_string(block_) + ".";
+        return block + name + (number > 0 ? std::to_string(number) : "");
     }
 
     std::vector<LayerTiming>& out_;
-    std::string prefix_;
+    int stage_ = -1, block_ = 0;
     size_t next_ = 0;
     Clock::time_point last_;
 };

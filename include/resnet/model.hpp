@@ -318,11 +318,11 @@ private:
         for (int s = 0; s < int(stages_.size()); ++s) {
             for (size_t b = 0; b < stages_[size_t(s)].size(); ++b) {
                 const auto& block = stages_[size_t(s)][b];
-                if (clock) clock->set_prefix("layer" + std::to_string(s + 1) + "." + std::to_string(b) + ".");
+                if (clock) clock->enter_block(s, int(b));
                 if (block.forward(x, h, w, y, ctx.scratch, ctx.pool) == y) std::swap(x, y);
                 h = block.out_size(h), w = block.out_size(w), c = block.out_channels();
             }
-            if (clock) clock->set_prefix("");
+            if (clock) clock->leave_block();
             if (s == 3 && head_.post_bn) {
                 head_.post_bn->forward(x, int64_t(h) * w, x, ctx.pool);
                 lap("post_bn");
