@@ -11,8 +11,9 @@ channels, kernel, stride and groups of the nn.Conv2d and the input side a
 forward hook sees on a torchvision forward of that size. Each row's path
 must be Conv2d's Auto choice (the direct convolution for grouped layers and
 the RGB stem; Winograd F(4x4) for ungrouped 3x3 stride-1 layers up to 64
-channels, F(2x2) up to 512; the channel-vector direct convolution for the
-other ungrouped layers wider than 1x1; the GEMM for the 1x1s), its time positive and its
+channels, F(2x2) up to 512; under AVX-512 the channel-vector direct
+convolution for the other ungrouped layers wider than 1x1, under other
+kernel sets im2col + GEMM; the GEMM for the 1x1s), its time positive and its
 GFLOP/s 2 x the layer's multiply-adds over that time. The summary's GFLOP
 per image must be the sum over the rows plus fc. The rows of `--profile`
 (each layer's time inside forward(), ResNet::forward(x, timings)) must be
@@ -60,7 +61,7 @@ def shortcut_first(convs):
     return out
 
 
-def expected_path(cin, cout, k, stride, groups):
+def expected_path(cin, cout, k, stride, groups, isa):
     if groups > 1 or cin <= 4:
         return "direct"
     if k == 3 and stride == 1:
@@ -69,7 +70,7 @@ def expected_path(cin, cout, k, stride, groups):
             return "winograd 4x4"
         if width <= 512:
             return "winograd 2x2"
-    if k > 1:
+    if k > 1 and isa == "avx512":
         return "channel-vector direct"
     return "gemm"
 
@@ -105,7 +106,7 @@ def check(bench, arch, size):
         if got != (cin, cout, k, stride, groups, side):
             errors.append(f"{name}: got (in, out, k, stride, groups, input) {got}, torchvision has "
                           f"{(cin, cout, k, stride, groups, side)}")
-        path = expected_path(cin, cout, k, stride, groups)
+        path = expected_path(cin, cout, k, stride, groups, report["kernels"].split()[0])
         if not r["path"].startswith(path):
             errors.append(f"{name}: path {r['path']!r}, Auto's choice is {path!r}")
         side_out = (side + 2 * (k // 2) - k) // stride + 1

@@ -369,6 +369,11 @@ struct Kernels {
     /// channel_vectors·lanes output channels × channel_positions positions.
     void (*channels)(const ChannelArgs<T>&);
     int channel_vectors, channel_positions;
+    /// Whether Conv2d's Auto runs the ungrouped layers wider than 1×1 that
+    /// Winograd does not take (strided 3×3s, 3×3s over 512 channels) on
+    /// `channels` rather than through im2col + GEMM: only where it measured
+    /// faster (Conv2d::runs_channels).
+    bool channels_auto;
     /// Max pooling (layers/pool.hpp): rows_max(src, stride, n, w, dst):
     /// dst[x] = max_{i<n} src[i·stride + x], x < w; windows_max2(c, k, pad,
     /// lo, hi, dst): dst[ox] = max_{t<k} c[2·ox − pad + t], ox in [lo, hi).
@@ -413,7 +418,7 @@ struct Kernels {
 /// shared; avx512 then ran 12 × 2): sum 16.4–18.8 ms avx512, 28.9–30.1 ms
 /// avx2, 82–89 ms sse2; e.g. the 128→512 1×1 at 28² ran at 95–125, 70–73
 /// and 21 GFLOP/s.
-template <class V, int R, int NV, int E, int DV, int CV, int CP>
+template <class V, int R, int NV, int E, int DV, int CV, int CP, bool ChannelsAuto = false>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
                                                    typename Kernels<typename V::Scalar>::Tile columns,
@@ -423,8 +428,8 @@ constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typ
                                                    decltype(Kernels<typename V::Scalar>::rows_max) rows_max,
                                                    decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2,
                                                    decltype(Kernels<typename V::Scalar>::dot_rows) dot_rows) {
-    return {isa,    R,      V::lanes, NV,       E,        tile,         narrow_tile, columns, narrow_columns,
-            direct, DV,     channels, CV,       CP,       rows_max,     windows_max2, dot_rows};
+    return {isa,    R,  V::lanes, NV, E,  tile,         narrow_tile, columns,     narrow_columns,
+            direct, DV, channels, CV, CP, ChannelsAuto, rows_max,    windows_max2, dot_rows};
 }
 
 /// The kernels of `isa` for T (double: always the portable ones).
@@ -448,7 +453,7 @@ Kernels<T> kernels_for(Isa isa) {
                     avx2::rows_max<Avx2Vec>, avx2::windows_max2<Avx2Vec>, avx2::dot_rows<Avx2Vec>);
             }
             case Isa::Avx512:
-                return make_kernels<Avx512Vec, 8, 3, kColumns, 6, 4, 7>(
+                return make_kernels<Avx512Vec, 8, 3, kColumns, 6, 4, 7, true>(
                     isa, avx512::tile<Avx512Vec, 8, 3, kColumns>, avx512::tile<Avx512Vec, kNarrowRows, 3>,
                     avx512::tile_columns<Avx512Vec, 8, 4>, avx512::tile_columns<Avx512Vec, kNarrowRows, 4>,
                     avx512::direct<Avx512Vec, 6>, avx512::channels<Avx512Vec, 4, 7>,

@@ -47,7 +47,8 @@ struct Epilogue {
 /// weights. Grouped layers and those of at most 4 input channels run a
 /// direct convolution (direct.hpp), with its own weight layout; the other
 /// ungrouped layers wider than 1×1 that Winograd does not take run its
-/// channel-vector kernel (runs_channels); Algorithm::Im2col forces the GEMM.
+/// channel-vector kernel under AVX-512 (runs_channels); Algorithm::Im2col
+/// forces the GEMM.
 template <class T>
 class Conv2d {
 public:
@@ -236,8 +237,14 @@ private:
     }
     /// DirectChannels: forced, or Auto's choice for the ungrouped layers
     /// with a kernel wider than 1×1 that Winograd does not take (strided
-    /// 3×3s, 3×3s over 512 channels) and more than 4 input channels.
-    /// Alone, against im2col + GEMM (lower quartile of 180 calls, AMD EPYC
+    /// 3×3s, 3×3s over 512 channels) and more than 4 input channels, where
+    /// the kernel set has channels_auto (AVX-512). With 16 registers its
+    /// 2 × 6 block lost to im2col + GEMM: ResNet-50's strided 3×3s inside
+    /// the network took 10.61 instead of 11.96 ms at 1 thread and 7.80
+    /// instead of 8.63 at 2 through im2col under AVX2, 41.9 instead of 50.5
+    /// at 1 thread under SSE2 (two models alternating in one process, 12–40
+    /// pairs, medians per layer; AMD EPYC family 25 model 1, Zen 3).
+    /// Under AVX-512, alone, against im2col + GEMM (lower quartile of 180 calls, AMD EPYC
     /// family 26 model 2, AVX-512, g++ 12 -O3): ResNet-50's strided 3×3s
     /// 0.92–0.97× the time at 1 thread, 0.83–0.94× at 2. In the network
     /// (two models alternating in one process) that is within noise at -O3:
@@ -253,7 +260,8 @@ private:
             detail::fail("Conv2d: the channel-vector direct convolution takes ungrouped kernels up to 8x8 (got ", k_,
                          "x", k_, ", groups ", groups_, ")");
         return algorithm == Algorithm::DirectChannels ||
-               (algorithm == Algorithm::Auto && groups_ == 1 && k_ > 1 && cin_ > 4 && direct::eligible(k_));
+               (algorithm == Algorithm::Auto && detail::kernels<T>().channels_auto && groups_ == 1 && k_ > 1 &&
+                cin_ > 4 && direct::eligible(k_));
     }
     /// The channel-vector kernel broadcasts its inputs, so any stride reads
     /// them in place: it prepares the input as for stride 1 (zero padding
