@@ -244,8 +244,8 @@ private:
     /// instead of 8.63 at 2 through im2col under AVX2, 41.9 instead of 50.5
     /// at 1 thread under SSE2 (two models alternating in one process, 12–40
     /// pairs, medians per layer; AMD EPYC family 25 model 1, Zen 3).
-    /// Under AVX-512, alone, against im2col + GEMM (lower quartile of 180 calls, AMD EPYC
-    /// family 26 model 2, AVX-512, g++ 12 -O3): ResNet-50's strided 3×3s
+    /// Under AVX-512, alone, against im2col + GEMM (lower quartile of 180
+    /// calls, AMD EPYC family 26 model 2, g++ 12 -O3): ResNet-50's strided 3×3s
     /// 0.92–0.97× the time at 1 thread, 0.83–0.94× at 2. In the network
     /// (two models alternating in one process) that is within noise at -O3:
     /// ResNet-50 1.004× at 1 thread and 0.994–0.999× at 2, ResNet-18
