@@ -246,7 +246,9 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     // columns than rows, at least two strips per thread), as the 7×7 over a
     // 5×210 plane and, under AVX2 and SSE2, 14×14 and 10×14 outputs.
     // 1×1s of 1000 and 1100 channels at 7×7, read in place: 2 and 3 k
-    // blocks, split by depth at 2 and 3 threads (gemm()'s partial sums).
+    // blocks of 512 (AVX-512, SSE2, portable), split by depth at 2 and 3
+    // threads (gemm()'s partial sums); 500 and 700 channels: the same
+    // under AVX2's blocks of 256 (Kernels::depth).
     // The direct kernel runs the same shapes: partial blocks of output
     // channels, rows of 1–1904 flat positions, several chunks per group. So
     // does the channel-vector one where ungrouped: partial blocks of 8–64
@@ -267,6 +269,7 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
                             {1, 24, 20, 8, 10, 1, 1, 0, 1},   {2, 24, 20, 7, 12, 1, 1, 0, 1},
                             {1, 20, 150, 9, 13, 3, 2, 1, 1},  {1, 600, 16, 20, 20, 1, 1, 0, 1},
                             {1, 1000, 64, 7, 7, 1, 1, 0, 1},  {2, 1100, 40, 7, 7, 1, 1, 0, 1},
+                            {1, 500, 64, 7, 7, 1, 1, 0, 1},   {2, 700, 40, 7, 7, 1, 1, 0, 1},
                             {1, 1, 6, 7, 9, 3, 2, 1, 1},      {1, 40, 20, 5, 10, 1, 1, 0, 1},
                             {2, 30, 17, 3, 17, 1, 1, 0, 1},   {1, 20, 9, 7, 14, 1, 1, 0, 1}};
     const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;

@@ -28,17 +28,8 @@ namespace resnet::detail {
 
 inline int64_t panel_count(int64_t rows, int panel_rows) { return (rows + panel_rows - 1) / panel_rows; }
 
-/// The GEMM's k block: each micro-tile sums at most this many products.
-/// 512 rather than 256: half the passes that reload and store each tile of
-/// c for K > 256 (ResNet-50's 1×1s from layer2 on, its im2col 3×3s). Two
-/// models of the same weights in one process, forward() calls alternating
-/// (20–30 pairs, AMD EPYC family 26 model 2, AVX-512 8 × 48): ResNet-50
-/// 0.981–0.983× the time at 1 thread, 0.967–0.992× at 2; 1024: 0.983× and
-/// 0.972×; 128: 1.003× and 1.021×.
-constexpr int64_t kGemmDepth = 512;
-
 /// Packs the row-major rows × k matrix `a` into np = ⌈rows/R⌉ panels of
-/// R = panel_rows rows, k block by k block (kGemmDepth columns each):
+/// R = panel_rows rows, k block by k block (kernels<T>().depth columns each):
 /// column j of block k0 (kn columns) and row q·R + r go to
 ///   out[k0·np·R + (q·kn + j − k0)·R + r]   (0 past `rows`)
 /// so one block's panels, which consecutive micro-tiles read, are one stream.
@@ -46,10 +37,10 @@ constexpr int64_t kGemmDepth = 512;
 template <class T>
 void pack_panels(const T* a, int64_t rows, int64_t k, int panel_rows, T* out, ThreadPool* pool = nullptr) {
     const int R = panel_rows;
-    const int64_t np = panel_count(rows, R);
+    const int64_t np = panel_count(rows, R), depth = kernels<T>().depth;
     run_items(pool, np, [&](int64_t q) {
-        for (int64_t k0 = 0; k0 < k; k0 += kGemmDepth) {
-            const int64_t kn = std::min(kGemmDepth, k - k0);
+        for (int64_t k0 = 0; k0 < k; k0 += depth) {
+            const int64_t kn = std::min(depth, k - k0);
             for (int r = 0; r < R; ++r) {
                 const int64_t row = q * R + r;
                 T* dst = out + k0 * np * R + q * kn * R + r;
@@ -147,15 +138,15 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// vector are none or go to tile_columns (takes_columns), so ld = cols also
 /// serves then.
 ///
-/// k runs in blocks of kGemmDepth: each micro-tile sums one block in registers
+/// k runs in blocks of kern.depth: each micro-tile sums one block in registers
 /// and adds it to c, so every output is ((block₀ + residual) + block₁) + … +
 /// bias whatever the work partition (block₀ + bias + residual with one
 /// block) — the bits depend on the layer shape only. The residual enters
 /// with block₀, before the tile first writes c, so it may be c itself. Work items are
 /// (block of panels) × (block of strips; a product's strips cut into equal
 /// blocks, within one strip, of at most kBlockStrips); within an item each panel walks
-/// the item's strips: its block of A (kGemmDepth × R, 16 KB in float for
-/// R = 8) is reused from L1 and the item's block of B (at most 768 KB under
+/// the item's strips: its block of A (depth × R, 16 KB in float for
+/// AVX-512's 512 × 8) is reused from L1 and the item's block of B (at most 768 KB under
 /// AVX-512's 48-column strips; 4 strips instead of 8 changed nothing
 /// measurable, 0.979× at 1 thread but 0.998× at 2 against 8's 0.98× and
 /// 0.97–0.99×) from L2, and each of the panel's output rows is written as
@@ -224,7 +215,7 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
     const int R = kern.panel_rows_for(rows), S = kern.strip();
     constexpr int64_t kABlockBytes = 256 << 10, kBlockStrips = 8;
     const int64_t strips = strip_count(cols, S, kern.columns_past_for(R)), np = panel_count(rows, R);
-    const int64_t depth = std::min(k, kGemmDepth);
+    const int64_t depth = std::min<int64_t>(k, kern.depth);
     const int64_t threads = pool.threads();
     const bool by_columns = threads > 1 && groups.count == 1 && cols > rows && strips >= 2 * threads;
     const int64_t col_blocks = by_columns ? threads * ((strips + threads * kBlockStrips - 1) / (threads * kBlockStrips))
@@ -294,8 +285,9 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
 
 /// Elements of gemm()'s `partial` for a product of rows × k (k ≥ 1), output
 /// row stride ldc: a slice for each k block but the first.
-inline int64_t depth_split_size(int64_t rows, int64_t k, int64_t ldc) {
-    return (k - 1) / kGemmDepth * rows * ldc;
+template <class T>
+int64_t depth_split_size(int64_t rows, int64_t k, int64_t ldc) {
+    return (k - 1) / kernels<T>().depth * rows * ldc;
 }
 
 }  // namespace resnet::detail

@@ -338,6 +338,28 @@ struct Kernels {
     /// 128 × 256 × 50: 44.2–46.5 against 40.0–41.4), four lost (256 × 1024
     /// × 196: 1055 against 1006–1018).
     int columns_past;
+    /// The GEMM's k block (gemm.hpp): each micro-tile sums at most this many
+    /// products before it adds them to c. Longer blocks halve the passes
+    /// that reload and store each tile of c, shorter ones keep a tile's
+    /// strip of B (depth × strip() values) and its panel of A (depth × rows)
+    /// in L1.
+    /// AVX-512, 512 rather than 256 (its 48-column strip is 96 KB at 512,
+    /// 48 KB at 256: beyond L1 either way): two models of the same weights
+    /// in one process, forward() calls alternating (20–30 pairs, AMD EPYC
+    /// family 26 model 2): ResNet-50 0.981–0.983× the time at 1 thread,
+    /// 0.967–0.992× at 2; 1024: 0.983× and 0.972×; 128: 1.003× and 1.021×.
+    /// AVX2, 256 rather than 512 (a strip of B then takes 16 instead of 32
+    /// KB, all of L1). Forward() calls alternating as above (30–40 pairs
+    /// per run, AMD EPYC family 25 model 1, Zen 3, 2 vCPUs under KVM),
+    /// in the host's fast state: ResNet-50 0.995–0.996× the time at 1
+    /// thread and 0.96–1.02× at 2, ResNet-101 1.008× and 1.007×, ResNet-18
+    /// 0.996× and 0.930×; in its slow state, when the same forward takes
+    /// 1.4–1.7× as long and a register-only FMA loop 1.45× (the host, it seems, shares
+    /// the core): ResNet-50 0.90–0.91× at 1 and 2 threads, ResNet-101 0.90×
+    /// and 0.94×. 128: 1.03× (fast) and 0.93× (slow) at 1 thread. SSE2
+    /// (8-column strips, 16 KB at 512): 256 changed nothing (ResNet-50
+    /// 0.999×), so it keeps 512, as does the portable set.
+    int depth;
     Tile tile;
     /// The same strip under kNarrowRows rows, for GEMMs whose row count
     /// `rows` would pad badly (grouped convolutions: see panel_rows_for).
@@ -418,7 +440,7 @@ struct Kernels {
 /// shared; avx512 then ran 12 × 2): sum 16.4–18.8 ms avx512, 28.9–30.1 ms
 /// avx2, 82–89 ms sse2; e.g. the 128→512 1×1 at 28² ran at 95–125, 70–73
 /// and 21 GFLOP/s.
-template <class V, int R, int NV, int E, int DV, int CV, int CP, bool ChannelsAuto = false>
+template <class V, int R, int NV, int E, int DV, int CV, int CP, bool ChannelsAuto = false, int Depth = 512>
 constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typename V::Scalar>::Tile tile,
                                                    typename Kernels<typename V::Scalar>::Tile narrow_tile,
                                                    typename Kernels<typename V::Scalar>::Tile columns,
@@ -428,7 +450,7 @@ constexpr Kernels<typename V::Scalar> make_kernels(Isa isa, typename Kernels<typ
                                                    decltype(Kernels<typename V::Scalar>::rows_max) rows_max,
                                                    decltype(Kernels<typename V::Scalar>::windows_max2) windows_max2,
                                                    decltype(Kernels<typename V::Scalar>::dot_rows) dot_rows) {
-    return {isa,    R,  V::lanes, NV, E,  tile,         narrow_tile, columns,     narrow_columns,
+    return {isa,    R,  V::lanes, NV, E,  Depth, tile,         narrow_tile, columns,     narrow_columns,
             direct, DV, channels, CV, CP, ChannelsAuto, rows_max,    windows_max2, dot_rows};
 }
 
@@ -446,7 +468,7 @@ Kernels<T> kernels_for(Isa isa) {
                     sse2::rows_max<Sse2Vec>, sse2::windows_max2<Sse2Vec>, sse2::dot_rows<Sse2Vec>);
             case Isa::Avx2: {
                 constexpr int kPast = 1;  // Kernels::columns_past, and the tile built for it
-                return make_kernels<Avx2Vec, 6, 2, kPast, 3, 2, 6>(
+                return make_kernels<Avx2Vec, 6, 2, kPast, 3, 2, 6, false, 256>(
                     isa, avx2::tile<Avx2Vec, 6, 2, kPast>, avx2::tile<Avx2Vec, kNarrowRows, 2>,
                     avx2::tile_columns<Avx2Vec, 6, 2>, avx2::tile_columns<Avx2Vec, kNarrowRows, 2>, avx2::direct<Avx2Vec, 3>,
                     avx2::channels<Avx2Vec, 2, 6>,

@@ -151,7 +151,7 @@ public:
         if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
         if (direct_) return direct_plan(h, w).total();
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
-        if (reads_in_place(plane)) return groups_ == 1 ? detail::depth_split_size(cout_, krows(), plane) : 0;
+        if (reads_in_place(plane)) return groups_ == 1 ? detail::depth_split_size<T>(cout_, krows(), plane) : 0;
         const int band = im2col_band(out_size(h), out_size(w));
         return groups_ * krows() * strips(int64_t(band) * out_size(w)) * strip();
     }
