@@ -146,8 +146,8 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// (block of panels) × (block of strips; a product's strips cut into equal
 /// blocks, within one strip, of at most kBlockStrips); within an item each panel walks
 /// the item's strips: its block of A (depth × R, 16 KB in float for
-/// AVX-512's 512 × 8) is reused from L1 and the item's block of B (at most 768 KB under
-/// AVX-512's 48-column strips; 4 strips instead of 8 changed nothing
+/// AVX-512's 512 × 8) is reused from L1 and the item's block of B (at
+/// most 768 KB under AVX-512's 48-column strips; 4 strips instead of 8 changed nothing
 /// measurable, 0.979× at 1 thread but 0.998× at 2 against 8's 0.98× and
 /// 0.97–0.99×) from L2, and each of the panel's output rows is written as
 /// one run of the block's strips, R streams the hardware prefetcher

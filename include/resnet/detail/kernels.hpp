@@ -350,15 +350,15 @@ struct Kernels {
     /// 0.967–0.992× at 2; 1024: 0.983× and 0.972×; 128: 1.003× and 1.021×.
     /// AVX2, 256 rather than 512 (a strip of B then takes 16 instead of 32
     /// KB, all of L1). Forward() calls alternating as above (30–40 pairs
-    /// per run, AMD EPYC family 25 model 1, Zen 3, 2 vCPUs under KVM),
-    /// in the host's fast state: ResNet-50 0.995–0.996× the time at 1
-    /// thread and 0.96–1.02× at 2, ResNet-101 1.008× and 1.007×, ResNet-18
-    /// 0.996× and 0.930×; in its slow state, when the same forward takes
-    /// 1.4–1.7× as long and a register-only FMA loop 1.45× (the host, it seems, shares
-    /// the core): ResNet-50 0.90–0.91× at 1 and 2 threads, ResNet-101 0.90×
-    /// and 0.94×. 128: 1.03× (fast) and 0.93× (slow) at 1 thread. SSE2
-    /// (8-column strips, 16 KB at 512): 256 changed nothing (ResNet-50
-    /// 0.999×), so it keeps 512, as does the portable set.
+    /// per run, AMD EPYC family 25 model 1, Zen 3, 2 vCPUs under KVM), in
+    /// the host's fast state: ResNet-50 0.995–0.996× the time at 1 thread
+    /// and 0.96–1.02× at 2, ResNet-101 1.008× and 1.007×, ResNet-18 0.996×
+    /// and 0.930×; in its slow state, when the same forward takes 1.4–1.7×
+    /// as long and a register-only FMA loop 1.45× (the host, it seems,
+    /// shares the core): ResNet-50 0.90–0.91× at 1 and 2 threads,
+    /// ResNet-101 0.90× and 0.94×. 128: 1.03× (fast) and 0.93× (slow) at 1
+    /// thread. SSE2 (8-column strips, 16 KB at 512): 256 changed nothing
+    /// (ResNet-50 0.999×), so it keeps 512, as does the portable set.
     int depth;
     Tile tile;
     /// The same strip under kNarrowRows rows, for GEMMs whose row count
