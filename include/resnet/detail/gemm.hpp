@@ -181,7 +181,20 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on
 /// ResNet-50's shapes with the AVX-512 kernel (13 layers, best of 40 calls,
 /// 1 thread, Intel Xeon family 6 model 207: 18.0–18.3 ms packed vs
-/// 18.0–18.4 ms in place).
+/// 18.0–18.4 ms in place). Under AVX2 (AMD EPYC family 25 model 1, Zen 3)
+/// B already in that layout ran ResNet-50's 1×1 shapes alone at 0.73×
+/// (64 × 256 × 3136) to 0.94× (1024 × 256 × 196) the time, but it has to
+/// come from somewhere: each block's last 1×1 also storing its tiles in
+/// that layout, from registers, for the next block's first 1×1 took
+/// ResNet-50 1.010× the time at 1 thread and 0.988× at 2 in the host's
+/// fast state, 0.85× and 0.91× in its slow one (forward() calls
+/// alternating with this build in one process, 40 pairs each; the last
+/// 1×1s at 56² 1.2–1.3× their time for the second 3.2 MB they write, the
+/// first 1×1s 0.84–0.96×), for 3.2 MB more scratch: not kept. Only that
+/// layout as the one the blocks exchange (no second write) would keep the
+/// gain alone. Fetching the next strip's rows into L2 during the first
+/// panel of an item (B from L3 there): the shapes 0.97×, the network
+/// 1.005× and 1.020× (same method).
 ///
 /// A grouped call runs every group's items in one parallel_for, one barrier
 /// instead of one per group. ResNeXt's grouped 3×3 layers (resnext50's five
