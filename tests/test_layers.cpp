@@ -322,6 +322,89 @@ TEMPLATE_TEST_CASE("Conv2d GEMM and direct kernels: partial panels, strips and b
     }
 }
 
+namespace {
+
+/// One C×h×w image (planes) in Layout::Strips, NaN in the last strip's
+/// lanes past the plane (they must never reach an output).
+template <class T>
+std::vector<T> to_strips(const T* x, int64_t c, int64_t plane) {
+    const int64_t S = resnet::detail::kernels<T>().strip(), strips = (plane + S - 1) / S;
+    std::vector<T> out(size_t(strips * S * c), std::numeric_limits<T>::quiet_NaN());
+    for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t i = 0; i < plane; ++i) out[size_t(i / S * c * S + ch * S + i % S)] = x[ch * plane + i];
+    return out;
+}
+template <class T>
+Tensor<T> from_strips(const std::vector<T>& s, int64_t c, int64_t h, int64_t w) {
+    const int64_t S = resnet::detail::kernels<T>().strip(), plane = h * w;
+    Tensor<T> out({1, c, h, w});
+    for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t i = 0; i < plane; ++i) out[ch * plane + i] = s[size_t(i / S * c * S + ch * S + i % S)];
+    return out;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Conv2d 1x1 in and out of Layout::Strips: the outputs of planes, any thread count", "[layers]",
+                   float, double) {
+    // 48 and 49 columns (whole strips; a column past them, which in strips
+    // runs apart: MatrixLayout), 196 (14×14), k blocks and items by columns
+    // (600 → 16 at 20×20, 3 threads), depth splits at 2 and 3 threads
+    // (1000, 500 and 700 channels at 7×7: strips as partial sums), stride 2
+    // (gathered from strips) at even and odd sizes.
+    struct Shape {
+        int cin, cout, h, w, stride;
+    };
+    const Shape shapes[] = {{40, 30, 6, 8, 1},   {20, 30, 7, 7, 1},    {24, 24, 14, 14, 1}, {600, 16, 20, 20, 1},
+                            {1000, 64, 7, 7, 1}, {500, 64, 7, 7, 1},   {700, 40, 7, 7, 1},  {30, 17, 3, 17, 1},
+                            {24, 20, 14, 14, 2}, {16, 12, 9, 11, 2},   {64, 40, 7, 7, 2}};
+    const double tol = std::is_same<TestType, float>::value ? 2e-5 : 1e-11;
+    using resnet::Layout;
+    uint32_t seed = 500;
+    for (const auto& s : shapes) {
+        INFO("cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w << " stride " << s.stride);
+        const auto x = random_tensor<TestType>({1, s.cin, s.h, s.w}, ++seed);
+        const auto w = random_tensor<TestType>({s.cout, s.cin, 1, 1}, ++seed, 1.0 / std::sqrt(s.cin));
+        const auto b = random_tensor<TestType>({s.cout}, ++seed);
+        const resnet::Conv2d<TestType> conv(w, b, s.stride, 0, 1, 1);
+        REQUIRE(conv.takes_strips());
+        const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
+        const auto res = random_tensor<TestType>({1, s.cout, ho, wo}, ++seed);
+        const auto planes = run_conv(conv, x, 1, &res, true);
+        const auto xs = to_strips(x.data(), s.cin, int64_t(s.h) * s.w);
+        const auto rs = to_strips(res.data(), s.cout, int64_t(ho) * wo);
+        for (Layout in : {Layout::Planes, Layout::Strips})
+            for (Layout out : {Layout::Planes, Layout::Strips}) {
+                const resnet::Layouts io{in, out};
+                const int64_t ws = conv.workspace_size(s.h, s.w, io);
+                Tensor<TestType> first;
+                for (int threads : {1, 2, 3}) {
+                    INFO("in " << int(in) << ", out " << int(out) << ", " << threads << " threads");
+                    Tensor<TestType> col({ws + 2});
+                    std::fill(col.begin(), col.end(), std::numeric_limits<TestType>::quiet_NaN());
+                    col[0] = col[ws + 1] = TestType(12345);
+                    // The residual is the output itself, as in a block.
+                    std::vector<TestType> ys(res.begin(), res.end());
+                    if (out == Layout::Strips) ys = rs;
+                    resnet::detail::ThreadPool pool(threads);
+                    conv.forward(in == Layout::Strips ? xs.data() : x.data(), 1, s.h, s.w, ys.data(), {ys.data(), true},
+                                 col.data() + 1, pool, io);
+                    CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+                    Tensor<TestType> y({1, s.cout, ho, wo});
+                    if (out == Layout::Strips)
+                        y = from_strips(ys, s.cout, ho, wo);
+                    else
+                        std::copy(ys.begin(), ys.end(), y.begin());
+                    CHECK(close(y, planes, tol));
+                    if (threads == 1)
+                        first = y;
+                    else
+                        CHECK(max_abs_diff(y, first) == 0.0);
+                }
+            }
+    }
+}
+
 TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3x3 s1 p1 cases", "[layers]", float,
                    double) {
     int checked = 0;

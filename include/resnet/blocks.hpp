@@ -57,6 +57,28 @@ public:
     /// Whether forward() writes its output over its input x (the shortcut is
     /// x itself) rather than into `out`.
     bool in_place() const { return !downsample_ && subsample_ == 1; }
+    /// Whether forward() takes its input and gives its output in
+    /// Layout::Strips (Conv2d::takes_strips): a first and a last 1×1 of
+    /// the GEMM (a Bottleneck's, torchvision's or Keras v1's), a 1×1 or no
+    /// downsample, no pre-activation and no subsampled shortcut. The output,
+    /// the shortcut and the residual then share that layout, and in place
+    /// too. ResNet passes it between such blocks (model.hpp). Under AVX2 the
+    /// first 1×1s read their input in strips at 0.73× (64 × 256 × 3136) to
+    /// 0.94× (1024 × 256 × 196) the time (ResNet-50's shapes alone, 1
+    /// thread, medians of 400 alternating calls, AMD EPYC family 25 model 1,
+    /// Zen 3, 2 vCPUs under KVM). In the network, forward() calls
+    /// alternating with planes in one process (20–40 pairs per run, pairs
+    /// split by the host's state, whose slow one takes 1.4–1.7× the time):
+    /// ResNet-50 at 1 thread 0.976× and 0.992× (fast), 0.85× and 0.89×
+    /// (slow), at 2 threads 0.95× and 0.89×; ResNet-101 0.97× and 0.885×
+    /// at 1, 0.92× and 0.89× at 2; most 1×1s of layers 1–3 0.73–0.88×
+    /// their time (slow state), layer4's last ones (49 positions in 64
+    /// lanes, the 49th apart) 1.06–1.10×. A second copy in strips written beside the planes
+    /// instead cost the last 1×1s at 56² 1.2–1.3× their time.
+    bool exchanges_strips() const {
+        return !preact_ && subsample_ == 1 && convs_.size() >= 2 && convs_.front().takes_strips() &&
+               convs_.back().takes_strips() && (!downsample_ || downsample_->takes_strips());
+    }
 
     /// Elements of the block's activations for one C×h×w image, by the
     /// scratch role that holds them (see forward()): intermediate[i % 2]
@@ -64,25 +86,26 @@ public:
     struct ActivationSizes {
         int64_t intermediate[2] = {0, 0}, preact = 0, out = 0;
     };
-    ActivationSizes activation_sizes(int h, int w) const {
+    /// `out`: the output's layout.
+    ActivationSizes activation_sizes(int h, int w, Layout out = Layout::Planes) const {
         ActivationSizes a;
         if (preact_) a.preact = int64_t(preact_->channels()) * h * w;
         for (size_t i = 0; i < convs_.size(); ++i) {
-            h = convs_[i].out_size(h), w = convs_[i].out_size(w);
-            const int64_t size = int64_t(convs_[i].out_channels()) * h * w;
             if (i + 1 == convs_.size())
-                a.out = size;
+                a.out = convs_[i].out_elements(h, w, out);
             else
-                a.intermediate[i % 2] = std::max(a.intermediate[i % 2], size);
+                a.intermediate[i % 2] = std::max(a.intermediate[i % 2], convs_[i].out_elements(h, w, Layout::Planes));
+            h = convs_[i].out_size(h), w = convs_[i].out_size(w);
         }
         return a;
     }
-    /// Elements of conv scratch (im2col / Winograd) for an h×w input.
-    int64_t max_workspace(int h, int w) const {
-        int64_t m = downsample_ ? downsample_->workspace_size(h, w) : 0;
-        for (const auto& c : convs_) {
-            m = std::max(m, c.workspace_size(h, w));
-            h = c.out_size(h), w = c.out_size(w);
+    /// Elements of conv scratch (im2col / Winograd) for an h×w input, in
+    /// and out of forward() in the layouts `io`.
+    int64_t max_workspace(int h, int w, Layouts io = {}) const {
+        int64_t m = downsample_ ? downsample_->workspace_size(h, w, io) : 0;
+        for (size_t i = 0; i < convs_.size(); ++i) {
+            m = std::max(m, convs_[i].workspace_size(h, w, conv_layouts(i, io)));
+            h = convs_[i].out_size(h), w = convs_[i].out_size(w);
         }
         return m;
     }
@@ -96,7 +119,8 @@ public:
     /// 150 MB peak (conv2d.hpp). Alone, in place took ResNet-50 0.992–0.994×
     /// the time at 1 thread and 1.008–1.012× at 2 (forward() calls
     /// alternating in one process, 2 × 30 pairs, AMD EPYC family 26 model 2).
-    T* forward(T* x, int h, int w, T* out, const BlockScratch<T>& s, detail::ThreadPool& pool) const {
+    /// x and the output in the layouts `io` (Planes but where exchanges_strips()).
+    T* forward(T* x, int h, int w, T* out, const BlockScratch<T>& s, detail::ThreadPool& pool, Layouts io = {}) const {
         if (in_place()) out = x;
         const T* in = x;
         const auto lap = [&s](const char* name, int number = 0) {
@@ -113,7 +137,7 @@ public:
         // ResNet-50's layer1 shortcut at 224², was 3.2 MB of the peak RSS.
         const T* shortcut = x;
         if (downsample_) {
-            downsample_->forward(in, 1, h, w, out, {}, s.col, pool);
+            downsample_->forward(in, 1, h, w, out, {}, s.col, pool, io);
             shortcut = out;
             lap("downsample.0");
         } else if (subsample_ > 1) {
@@ -125,7 +149,8 @@ public:
         for (size_t i = 0; i < convs_.size(); ++i) {
             const bool last = i + 1 == convs_.size();
             T* dst = last ? out : s.tmp[i % 2];
-            convs_[i].forward(cur, 1, h, w, dst, {last ? shortcut : nullptr, !last || out_relu_}, s.col, pool);
+            convs_[i].forward(cur, 1, h, w, dst, {last ? shortcut : nullptr, !last || out_relu_}, s.col, pool,
+                              conv_layouts(i, io));
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
             cur = dst;
             lap("conv", int(i) + 1);
@@ -134,6 +159,12 @@ public:
     }
 
 private:
+    /// Convolution i's layouts when the block's are `io`: the first reads
+    /// the block input, the last writes the block output.
+    Layouts conv_layouts(size_t i, Layouts io) const {
+        return {i == 0 ? io.in : Layout::Planes, i + 1 == convs_.size() ? io.out : Layout::Planes};
+    }
+
     /// out[c][y][x] = in[c][y·k][x·k] for k = subsample_.
     void subsample(const T* in, int h, int w, T* out, detail::ThreadPool& pool) const {
         const int k = subsample_, ho = (h - 1) / k + 1, wo = (w - 1) / k + 1;

@@ -128,15 +128,33 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
     kern.columns_for(R)(t);
 }
 
-/// c[rows × cols] (row stride ldc, as the residual's) = A · B through the
-/// output ops, for each of `groups` products (above). A is packed by
-/// pack_panels (rows × k, R = kernels<T>().panel_rows_for(rows)). B is k × (strips·S) in
-/// strips of S = kernels<T>().strip() columns: element (r, s·S + q) at
-/// b[s·strip_stride + r·row_stride + q]. For a row-major B whose row length
-/// `ld` is a multiple of S (zero past `cols`): row_stride = ld, strip_stride = S;
-/// no tile reads past column `cols` when the columns past the last whole
-/// vector are none or go to tile_columns (takes_columns), so ld = cols also
-/// serves then.
+/// Where element (r, q) of gemm()'s B (k × cols) or C (rows × cols) lies:
+/// at p[(q / S)·strip + r·row + q % S], S = kernels<T>().strip(). Row-major,
+/// rows ld apart: planes(ld) = {ld, S}. The strip layout of an n-row
+/// matrix: strips(n) = {S, n·S}, each strip's n × S block one contiguous
+/// run (the last strip's columns past cols are never read as values).
+struct MatrixLayout {
+    int64_t row, strip;
+    template <class T>
+    static MatrixLayout planes(int64_t ld) { return {ld, kernels<T>().strip()}; }
+    template <class T>
+    static MatrixLayout strips(int64_t rows) { return {kernels<T>().strip(), rows * kernels<T>().strip()}; }
+    /// Elements a rows × cols matrix may span, in either layout.
+    int64_t span(int64_t rows, int64_t cols, int S) const {
+        return std::max(rows * row, (cols + S - 1) / S * strip);
+    }
+};
+
+/// c[rows × cols] (layout cl, as the residual's) = A · B (layout bl)
+/// through the output ops, for each of `groups` products (above; grouped
+/// products take planes only). A is packed by pack_panels (rows × k, R =
+/// kernels<T>().panel_rows_for(rows)). B is k × (strips·S) in strips of S =
+/// kernels<T>().strip() columns (MatrixLayout). For a row-major B whose
+/// row length `ld` is a multiple of S (zero past `cols`): planes(ld); no
+/// tile reads past column `cols` when the columns past the last whole
+/// vector are none or go to tile_columns (takes_columns), so ld = cols
+/// also serves then. A strip takes the next one's few last columns
+/// (strip_count) only where both B's and C's strips lie side by side.
 ///
 /// k runs in blocks of kern.depth: each micro-tile sums one block in registers
 /// and adds it to c, so every output is ((block₀ + residual) + block₁) + … +
@@ -181,20 +199,14 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on
 /// ResNet-50's shapes with the AVX-512 kernel (13 layers, best of 40 calls,
 /// 1 thread, Intel Xeon family 6 model 207: 18.0–18.3 ms packed vs
-/// 18.0–18.4 ms in place). Under AVX2 (AMD EPYC family 25 model 1, Zen 3)
-/// B already in that layout ran ResNet-50's 1×1 shapes alone at 0.73×
-/// (64 × 256 × 3136) to 0.94× (1024 × 256 × 196) the time, but it has to
-/// come from somewhere: each block's last 1×1 also storing its tiles in
-/// that layout, from registers, for the next block's first 1×1 took
-/// ResNet-50 1.010× the time at 1 thread and 0.988× at 2 in the host's
-/// fast state, 0.85× and 0.91× in its slow one (forward() calls
-/// alternating with this build in one process, 40 pairs each; the last
-/// 1×1s at 56² 1.2–1.3× their time for the second 3.2 MB they write, the
-/// first 1×1s 0.84–0.96×), for 3.2 MB more scratch: not kept. Only that
-/// layout as the one the blocks exchange (no second write) would keep the
-/// gain alone. Fetching the next strip's rows into L2 during the first
-/// panel of an item (B from L3 there): the shapes 0.97×, the network
-/// 1.005× and 1.020× (same method).
+/// 18.0–18.4 ms in place). B (and C) written in the strip layout by the
+/// layer before, though, is read as one run per strip: ResNet passes its
+/// block outputs that way (ResidualBlock::exchanges_strips, figures
+/// there). Fetching the next strip's rows into L2 during the first panel
+/// of an item instead (B from L3 there): ResNet-50's 1×1 shapes alone
+/// 0.97× the time, the network 1.005× at 1 thread and 1.020× at 2
+/// (forward() calls alternating in one process, 40 pairs, AMD EPYC family
+/// 25 model 1).
 ///
 /// A grouped call runs every group's items in one parallel_for, one barrier
 /// instead of one per group. ResNeXt's grouped 3×3 layers (resnext50's five
@@ -221,13 +233,14 @@ RESNET_ALWAYS_INLINE void strip_tiles(const Kernels<T>& kern, int R, TileArgs<T>
 /// the time, layer3's in-place 1×1s 46–63 µs faster each (layer4's first
 /// 1×1, split too, 26 µs slower); Wide ResNet-50-2 and ResNet-18 1.000–1.002×.
 template <class T>
-void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, int64_t strip_stride, int64_t cols,
-          T* c, int64_t ldc, const OutputOps<T>& ops, ThreadPool& pool, const GemmGroups& groups = {},
-          T* partial = nullptr) {
+void gemm(const T* a, int64_t rows, int64_t k, const T* b, MatrixLayout bl, int64_t cols, T* c, MatrixLayout cl,
+          const OutputOps<T>& ops, ThreadPool& pool, const GemmGroups& groups = {}, T* partial = nullptr) {
     const Kernels<T>& kern = kernels<T>();
     const int R = kern.panel_rows_for(rows), S = kern.strip();
     constexpr int64_t kABlockBytes = 256 << 10, kBlockStrips = 8;
-    const int64_t strips = strip_count(cols, S, kern.columns_past_for(R)), np = panel_count(rows, R);
+    const int E = bl.strip == S && cl.strip == S ? kern.columns_past_for(R) : 0;
+    const int64_t strips = strip_count(cols, S, E), np = panel_count(rows, R);
+    const int64_t c_size = cl.span(rows, cols, S);
     const int64_t depth = std::min<int64_t>(k, kern.depth);
     const int64_t threads = pool.threads();
     const bool by_columns = threads > 1 && groups.count == 1 && cols > rows && strips >= 2 * threads;
@@ -252,9 +265,9 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
         const int64_t q0 = rb * block_panels, q1 = std::min(np, q0 + block_panels);
         const int64_t s0 = strips * cb / col_blocks, s1 = strips * (cb + 1) / col_blocks;
         const T* ag = a + g * groups.a_stride;
-        T* cg = split > 0 ? partial + (split - 1) * rows * ldc : c + g * rows * ldc;
-        const OutputOps<T> og{ops.bias + g * rows, ops.residual && split == 0 ? ops.residual + g * rows * ldc : nullptr,
-                              ops.relu};
+        T* cg = split > 0 ? partial + (split - 1) * c_size : c + g * rows * cl.row;
+        const OutputOps<T> og{ops.bias + g * rows,
+                              ops.residual && split == 0 ? ops.residual + g * rows * cl.row : nullptr, ops.relu};
         const int64_t first_k = by_depth ? split * depth : 0, end_k = by_depth ? first_k + depth : k;
         for (int64_t k0 = first_k; k0 < std::min(k, end_k); k0 += depth) {
             const int64_t kn = std::min(depth, k - k0);
@@ -262,12 +275,13 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
             for (int64_t q = q0; q < q1; ++q) {
                 const int64_t r0 = q * R;
                 for (int64_t s = s0; s < s1; ++s) {
-                    const T* bs = b + g * groups.b_stride + s * strip_stride + k0 * row_stride;
+                    const T* bs = b + g * groups.b_stride + s * bl.strip + k0 * bl.row;
+                    const int64_t at = r0 * cl.row + s * cl.strip;
                     strip_tiles(kern, R,
-                                {kn, ag + k0 * np * R + q * kn * R, bs, row_stride, 0, cg + r0 * ldc + s * S, ldc,
+                                {kn, ag + k0 * np * R + q * kn * R, bs, bl.row, 0, cg + at, cl.row,
                                  int(std::min<int64_t>(R, rows - r0)), strip_width(s, strips, cols, S), k0 > first_k,
-                                 last ? og.bias + r0 : nullptr,
-                                 k0 == 0 && og.residual ? og.residual + r0 * ldc + s * S : nullptr, last && og.relu});
+                                 last ? og.bias + r0 : nullptr, k0 == 0 && og.residual ? og.residual + at : nullptr,
+                                 last && og.relu});
                 }
             }
         }
@@ -279,28 +293,32 @@ void gemm(const T* a, int64_t rows, int64_t k, const T* b, int64_t row_stride, i
     // took 278–280 instead of 254–261 µs at 2 threads; the network
     // 0.991–0.995× the time (forward() calls alternating in one process,
     // medians of 30 pairs' ratios, AMD EPYC family 26 model 2). Same
-    // additions, in the same order.
+    // additions, in the same order. In the strip layout a row's runs are
+    // its strips.
+    const int64_t run = cl.strip == S ? cols : S;
     pool.parallel_ranges(rows, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-            T* row = c + r * ldc;
-            for (int64_t i = 1; i < splits; ++i) {
-                const T* sum = partial + ((i - 1) * rows + r) * ldc;
-                for (int64_t j = 0; j < cols; ++j) row[j] += sum[j];
+        for (int64_t r = r0; r < r1; ++r)
+            for (int64_t q = 0; q < cols; q += run) {
+                const int64_t at = r * cl.row + q / S * cl.strip, n = std::min(run, cols - q);
+                T* row = c + at;
+                for (int64_t i = 1; i < splits; ++i) {
+                    const T* sum = partial + (i - 1) * c_size + at;
+                    for (int64_t j = 0; j < n; ++j) row[j] += sum[j];
+                }
+                const T bias = ops.bias[r];
+                if (ops.relu)
+                    for (int64_t j = 0; j < n; ++j) row[j] = std::max(row[j] + bias, T(0));
+                else
+                    for (int64_t j = 0; j < n; ++j) row[j] += bias;
             }
-            const T bias = ops.bias[r];
-            if (ops.relu)
-                for (int64_t j = 0; j < cols; ++j) row[j] = std::max(row[j] + bias, T(0));
-            else
-                for (int64_t j = 0; j < cols; ++j) row[j] += bias;
-        }
     });
 }
 
-/// Elements of gemm()'s `partial` for a product of rows × k (k ≥ 1), output
-/// row stride ldc: a slice for each k block but the first.
+/// Elements of gemm()'s `partial` for a product of rows × k (k ≥ 1) whose
+/// C spans `span` elements (MatrixLayout::span): one for each k block but the first.
 template <class T>
-int64_t depth_split_size(int64_t rows, int64_t k, int64_t ldc) {
-    return (k - 1) / kernels<T>().depth * rows * ldc;
+int64_t depth_split_size(int64_t k, int64_t span) {
+    return (k - 1) / kernels<T>().depth * span;
 }
 
 }  // namespace resnet::detail

@@ -23,6 +23,21 @@ struct Epilogue {
     bool relu = false;
 };
 
+/// How an image's C × H × W activations lie in memory: Planes, one H·W
+/// plane per channel (NCHW); Strips, the GEMM's strip layout of the C × H·W
+/// matrix (detail::MatrixLayout::strips(C)): for each run of S = strip()
+/// positions, the C channels' S values each, one after the other. A 1×1
+/// layer's GEMM reads an input in strips as one stream per strip instead
+/// of C rows a plane apart; see ResidualBlock::exchanges_strips for what
+/// that measured.
+enum class Layout { Planes, Strips };
+
+/// The layouts of a Conv2d::forward()'s input and output (the residual's is the output's).
+struct Layouts {
+    Layout in = Layout::Planes, out = Layout::Planes;
+    bool any_strips() const { return in == Layout::Strips || out == Layout::Strips; }
+};
+
 /// 2-D convolution with bias (the folded BatchNorm) and G groups, as
 /// PyTorch's F.conv2d(x, w, b, stride, pad, dilation, groups).
 ///
@@ -141,24 +156,41 @@ public:
     bool direct() const { return direct_ || channels_; }
     bool direct_channels() const { return channels_; }
 
-    /// Elements of scratch needed for one image of h×w: one im2col band
-    /// (when the input is read in place, the GEMM's partial sums of a depth
-    /// split instead: detail::gemm), the Winograd transforms, or the
-    /// direct convolution's prepared input (+ the channel-vector kernel's
-    /// partial sums).
-    int64_t workspace_size(int h, int w) const {
+    /// Whether forward() takes Layout::Strips for its input or output: an
+    /// unpadded, ungrouped 1×1 layer on the GEMM (any stride).
+    bool takes_strips() const {
+        return k_ == 1 && pad_ == 0 && groups_ == 1 && !wino_m_ && !direct_ && !channels_;
+    }
+    /// Elements of one image's output for an h×w input, in `layout`.
+    int64_t out_elements(int h, int w, Layout layout) const {
+        const int64_t plane = int64_t(out_size(h)) * out_size(w);
+        return layout == Layout::Strips ? strips(plane) * strip() * cout_ : plane * cout_;
+    }
+
+    /// Elements of scratch needed for one image of h×w, in and out of
+    /// forward() in the layouts `io`: one im2col band (all rows for an
+    /// output in strips; when the input is read where it lies, the GEMM's
+    /// partial sums of a depth split instead: detail::gemm), the Winograd
+    /// transforms, or the direct convolution's prepared input (+ the
+    /// channel-vector kernel's partial sums).
+    int64_t workspace_size(int h, int w, Layouts io = {}) const {
         if (wino_m_) return winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w).total;
         if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
         if (direct_) return direct_plan(h, w).total();
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
-        if (reads_in_place(plane)) return groups_ == 1 ? detail::depth_split_size<T>(cout_, krows(), plane) : 0;
-        const int band = im2col_band(out_size(h), out_size(w));
+        const int64_t span = out_layout(io.out, plane).span(cout_, plane, strip());
+        const int64_t split = detail::depth_split_size<T>(krows(), span);
+        if (reads_directly(plane, io.in)) return groups_ == 1 ? split : 0;
+        const int band = im2col_band(out_size(h), out_size(w), io.out);
         return groups_ * krows() * strips(int64_t(band) * out_size(w)) * strip();
     }
 
-    /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h,w) elements.
-    void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col,
-                 detail::ThreadPool& pool) const {
+    /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h, w, io)
+    /// elements; `io` other than Planes: one image, takes_strips() layers.
+    void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col, detail::ThreadPool& pool,
+                 Layouts io = {}) const {
+        if (io.any_strips() && (n != 1 || !takes_strips()))
+            detail::fail("Conv2d: Layout::Strips needs one image and an unpadded, ungrouped 1x1 layer on the GEMM");
         if (wino_m_)
             return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
                                      bias_.data(), in, n, out, ep.residual, ep.relu, col, wino_side_, pool);
@@ -170,29 +202,38 @@ public:
                                    col, pool);
         const int ho = out_size(h), wo = out_size(w);
         const int64_t plane = int64_t(ho) * wo;
+        using detail::MatrixLayout;
         const int S = strip();
-        const int band = im2col_band(ho, wo);
+        const int band = im2col_band(ho, wo, io.out);
         const int64_t a_group = packed_.size() / groups_;
+        const MatrixLayout cl = out_layout(io.out, plane);
         for (int img = 0; img < n; ++img) {
             const T* x = in + int64_t(img) * cin_ * h * w;
             const int64_t out_off = int64_t(img) * cout_ * plane;
             const T* res = ep.residual ? ep.residual + out_off : nullptr;
-            if (reads_in_place(plane)) {
-                detail::gemm(packed_.data(), group_out(), krows(), x, plane, S, plane, out + out_off, plane,
+            if (reads_directly(plane, io.in)) {
+                const MatrixLayout bl =
+                    io.in == Layout::Strips ? MatrixLayout::strips<T>(cin_) : MatrixLayout::planes<T>(plane);
+                detail::gemm(packed_.data(), group_out(), krows(), x, bl, plane, out + out_off, cl,
                              {bias_.data(), res, ep.relu}, pool, {groups_, a_group, krows() * plane},
                              groups_ == 1 ? col : nullptr);
                 continue;
             }
-            // Output rows [oy0, oy0 + band) at a time: one im2col band, one GEMM.
+            // Output rows [oy0, oy0 + band) at a time: one im2col band, one GEMM
+            // (one band for an output in strips).
             for (int oy0 = 0; oy0 < ho; oy0 += band) {
                 const int rows = std::min(band, ho - oy0);
                 const int64_t cols = int64_t(rows) * wo, ld = strips(cols) * S, off = int64_t(oy0) * wo;
                 pool.parallel_ranges(int64_t(cin_) * k_, [&](int64_t begin, int64_t end) {
                     for (int64_t ci = begin; ci < end; ++ci)
-                        im2col_rows(x, int(ci / k_), int(ci % k_), h, w, oy0, rows, wo, ld, col);
+                        if (io.in == Layout::Strips)
+                            gather_strips(x, int(ci), w, oy0, rows, wo, ld, col);
+                        else
+                            im2col_rows(x, int(ci / k_), int(ci % k_), h, w, oy0, rows, wo, ld, col);
                 });
-                detail::gemm(packed_.data(), group_out(), krows(), col, ld, S, cols, out + out_off + off, plane,
-                             {bias_.data(), res ? res + off : nullptr, ep.relu}, pool, {groups_, a_group, krows() * ld});
+                detail::gemm(packed_.data(), group_out(), krows(), col, MatrixLayout::planes<T>(ld), cols,
+                             out + out_off + off, cl, {bias_.data(), res ? res + off : nullptr, ep.relu}, pool,
+                             {groups_, a_group, krows() * ld});
             }
         }
     }
@@ -284,10 +325,22 @@ private:
     /// 2 MB bands peak RSS fell by 3 MiB (the next largest, layer1's Winograd
     /// scratch, is 4 MB). Best of 200 calls, 1 thread: stem 3.9 → 3.7 ms;
     /// layer2's strided 3×3, now two bands, 3.1 → 3.3 ms.
-    int im2col_band(int ho, int wo) const {
+    int im2col_band(int ho, int wo, Layout out) const {
+        if (out == Layout::Strips) return ho;
         constexpr int64_t kBandBytes = 2 << 20;
         const int64_t row_bytes = groups_ * krows() * wo * int64_t(sizeof(T));
         return int(std::clamp<int64_t>(kBandBytes / row_bytes, 1, ho));
+    }
+
+    /// The GEMM's C for an output in `layout`.
+    detail::MatrixLayout out_layout(Layout layout, int64_t plane) const {
+        using detail::MatrixLayout;
+        return layout == Layout::Strips ? MatrixLayout::strips<T>(cout_) : MatrixLayout::planes<T>(plane);
+    }
+    /// Whether the GEMM reads the input as B where it lies: in place
+    /// (below), or a stride-1 layer's input in strips.
+    bool reads_directly(int64_t plane, Layout in) const {
+        return in == Layout::Strips ? stride_ == 1 : reads_in_place(plane);
     }
 
     /// 1×1, stride 1, unpadded, and rows the GEMM's tiles read exactly
@@ -343,6 +396,25 @@ private:
                 else if (stride_ > 2)
                     for (int ox = lo; ox < hi; ++ox) dst[ox] = row[int64_t(ox) * stride_ + dx];
                 std::fill(dst + hi, dst + wo, T(0));
+            }
+        }
+    }
+
+    /// im2col row c of an unpadded 1×1 layer (takes_strips) whose input x,
+    /// w wide, is in strips: col[c·ld + (oy − oy0)·wo + ox] = channel c at
+    /// position (oy·s)·w + ox·s, for output rows [oy0, oy0 + rows); 0 in the
+    /// padding columns [rows·wo, ld).
+    void gather_strips(const T* x, int c, int w, int oy0, int rows, int wo, int64_t ld, T* col) const {
+        const int S = strip();
+        const int64_t channels = int64_t(cin_) * S;
+        T* dst = col + int64_t(c) * ld;
+        std::fill(dst + int64_t(rows) * wo, dst + ld, T(0));
+        for (int oy = oy0; oy < oy0 + rows; ++oy, dst += wo) {
+            const int64_t p = int64_t(oy) * stride_ * w;
+            const T* base = x + p / S * channels + int64_t(c) * S;
+            for (int64_t ox = 0, lane = p % S; ox < wo; ++ox, lane += stride_) {
+                for (; lane >= S; lane -= S) base += channels;
+                dst[ox] = base[lane];
             }
         }
     }

@@ -98,18 +98,27 @@ inline const char* pooling_name(Pooling p) { return p == Pooling::Avg ? "avg" : 
 struct GlobalPool {
     Pooling kind = Pooling::Avg;
 
+    /// `strips`: the input in Layout::Strips (conv2d.hpp); the same
+    /// values in the same order either way.
     template <class T>
-    void forward(const T* in, int64_t planes, int64_t plane_size, T* out, detail::ThreadPool& pool) const {
+    void forward(const T* in, int64_t planes, int64_t plane_size, T* out, detail::ThreadPool& pool,
+                 bool strips = false) const {
+        const int64_t S = detail::kernels<T>().strip();
         pool.parallel_ranges(planes, [&](int64_t begin, int64_t end) {
             for (int64_t p = begin; p < end; ++p) {
-                const T* src = in + p * plane_size;
-                if (kind == Pooling::Max) {
-                    out[p] = *std::max_element(src, src + plane_size);
-                    continue;
+                // runs of the plane: one, or its strips' S values
+                const int64_t run = strips ? S : plane_size, stride = strips ? planes * S : 0;
+                const T* src = in + (strips ? p * S : p * plane_size);
+                T acc = kind == Pooling::Max ? src[0] : T(0);
+                for (int64_t i = 0; i < plane_size; i += run) {
+                    const T* r = src + i / run * stride;
+                    const int64_t n = std::min(run, plane_size - i);
+                    if (kind == Pooling::Max)
+                        acc = std::max(acc, *std::max_element(r, r + n));
+                    else
+                        for (int64_t j = 0; j < n; ++j) acc += r[j];
                 }
-                T sum = 0;
-                for (int64_t i = 0; i < plane_size; ++i) sum += src[i];
-                out[p] = sum / T(plane_size);
+                out[p] = kind == Pooling::Max ? acc : acc / T(plane_size);
             }
         });
     }
