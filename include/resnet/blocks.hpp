@@ -73,8 +73,9 @@ public:
     /// (slow), at 2 threads 0.95× and 0.89×; ResNet-101 0.97× and 0.885×
     /// at 1, 0.92× and 0.89× at 2; most 1×1s of layers 1–3 0.73–0.88×
     /// their time (slow state), layer4's last ones (49 positions in 64
-    /// lanes, the 49th apart) 1.06–1.10×. A second copy in strips written beside the planes
-    /// instead cost the last 1×1s at 56² 1.2–1.3× their time.
+    /// lanes, the 49th apart) 1.06–1.10×. A second copy in strips written
+    /// beside the planes instead cost the last 1×1s at 56² 1.2–1.3× their
+    /// time.
     bool exchanges_strips() const {
         return !preact_ && subsample_ == 1 && convs_.size() >= 2 && convs_.front().takes_strips() &&
                convs_.back().takes_strips() && (!downsample_ || downsample_->takes_strips());

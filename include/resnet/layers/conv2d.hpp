@@ -164,7 +164,7 @@ public:
     /// Elements of one image's output for an h×w input, in `layout`.
     int64_t out_elements(int h, int w, Layout layout) const {
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
-        return layout == Layout::Strips ? strips(plane) * strip() * cout_ : plane * cout_;
+        return out_layout(layout, plane).span(cout_, plane, strip());
     }
 
     /// Elements of scratch needed for one image of h×w, in and out of
@@ -178,8 +178,7 @@ public:
         if (channels_) return direct::channels_workspace<T>(direct_plan(h, w));
         if (direct_) return direct_plan(h, w).total();
         const int64_t plane = int64_t(out_size(h)) * out_size(w);
-        const int64_t span = out_layout(io.out, plane).span(cout_, plane, strip());
-        const int64_t split = detail::depth_split_size<T>(krows(), span);
+        const int64_t split = detail::depth_split_size<T>(krows(), out_elements(h, w, io.out));
         if (reads_directly(plane, io.in)) return groups_ == 1 ? split : 0;
         const int band = im2col_band(out_size(h), out_size(w), io.out);
         return groups_ * krows() * strips(int64_t(band) * out_size(w)) * strip();
