@@ -405,6 +405,66 @@ TEMPLATE_TEST_CASE("Conv2d 1x1 in and out of Layout::Strips: the outputs of plan
     }
 }
 
+TEMPLATE_TEST_CASE("Conv2d 3x3 output in Layout::Strips (Winograd, im2col): the bits of planes, any thread count",
+                   "[layers]", float, double) {
+    // Winograd F(4×4) and F(2×2): a partial border tile, two chunks (48×48
+    // at F(4×4): 144 tiles), more output channels than one item (70); the
+    // GEMM through im2col at stride 2 (even and odd sizes) and stride 1.
+    // The residual is the output itself, as in a block. Winograd's output
+    // transform stores the same values either way; the GEMM's last few
+    // columns may sum in another order (a strip takes the next one's few
+    // columns only where C's strips lie side by side: detail::gemm), so
+    // the GEMM is held to a tolerance, and to the same bits at any thread count.
+    struct Shape {
+        int cin, cout, h, w, stride;
+        Algo<TestType> algo;
+    };
+    const Shape shapes[] = {{20, 30, 13, 11, 1, Algo<TestType>::Winograd4x4}, {20, 30, 13, 11, 1, Algo<TestType>::Winograd2x2},
+                            {8, 70, 48, 48, 1, Algo<TestType>::Winograd4x4},  {24, 40, 7, 7, 1, Algo<TestType>::Winograd2x2},
+                            {16, 24, 15, 13, 2, Algo<TestType>::Im2col},      {12, 20, 14, 14, 2, Algo<TestType>::Im2col},
+                            {10, 17, 9, 9, 1, Algo<TestType>::Im2col}};
+    using resnet::Layout;
+    uint32_t seed = 700;
+    for (const auto& s : shapes) {
+        INFO("cin=" << s.cin << " cout=" << s.cout << " " << s.h << "x" << s.w << " stride " << s.stride << " algorithm "
+                    << int(s.algo));
+        const auto x = random_tensor<TestType>({1, s.cin, s.h, s.w}, ++seed);
+        const auto w = random_tensor<TestType>({s.cout, s.cin, 3, 3}, ++seed, 1.0 / std::sqrt(9 * s.cin));
+        const auto b = random_tensor<TestType>({s.cout}, ++seed);
+        const resnet::Conv2d<TestType> conv(w, b, s.stride, 1, 1, 1, s.algo);
+        REQUIRE(conv.writes_strips());
+        REQUIRE_FALSE(conv.takes_strips());
+        const int ho = conv.out_size(s.h), wo = conv.out_size(s.w);
+        const auto res = random_tensor<TestType>({1, s.cout, ho, wo}, ++seed);
+        const auto planes = run_conv(conv, x, 1, &res, true);
+        const resnet::Layouts io{Layout::Planes, Layout::Strips};
+        const int64_t ws = conv.workspace_size(s.h, s.w, io);
+        Tensor<TestType> first;
+        for (int threads : {1, 2, 3}) {
+            INFO(threads << " threads");
+            Tensor<TestType> col({ws + 2});
+            col[0] = col[ws + 1] = TestType(12345);
+            auto ys = to_strips(res.data(), s.cout, int64_t(ho) * wo);
+            resnet::detail::ThreadPool pool(threads);
+            conv.forward(x.data(), 1, s.h, s.w, ys.data(), {ys.data(), true}, col.data() + 1, pool, io);
+            CHECK((col[0] == TestType(12345) && col[ws + 1] == TestType(12345)));
+            const auto y = from_strips(ys, s.cout, ho, wo);
+            if (conv.winograd_tile())
+                CHECK(max_abs_diff(y, planes) == 0.0);
+            else
+                CHECK(close(y, planes, std::is_same<TestType, float>::value ? 2e-5 : 1e-11));
+            if (threads == 1)
+                first = y;
+            else
+                CHECK(max_abs_diff(y, first) == 0.0);
+        }
+        resnet::detail::ThreadPool pool(1);
+        Tensor<TestType> col({ws}), y({1, s.cout, ho, wo});
+        CHECK_THROWS_WITH(conv.forward(x.data(), 1, s.h, s.w, y.data(), {}, col.data(), pool, {Layout::Strips, Layout::Planes}),
+                          Catch::Contains("input in Layout::Strips needs an unpadded, ungrouped 1x1"));
+    }
+}
+
 TEMPLATE_TEST_CASE("Conv2d Winograd path matches PyTorch and the oracle on the 3x3 s1 p1 cases", "[layers]", float,
                    double) {
     int checked = 0;

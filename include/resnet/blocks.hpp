@@ -95,7 +95,9 @@ public:
             if (i + 1 == convs_.size())
                 a.out = convs_[i].out_elements(h, w, out);
             else
-                a.intermediate[i % 2] = std::max(a.intermediate[i % 2], convs_[i].out_elements(h, w, Layout::Planes));
+                a.intermediate[i % 2] = std::max(
+                    a.intermediate[i % 2],
+                    convs_[i].out_elements(h, w, handoff(i, convs_[i].out_size(h), convs_[i].out_size(w))));
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
         }
         return a;
@@ -105,7 +107,7 @@ public:
     int64_t max_workspace(int h, int w, Layouts io = {}) const {
         int64_t m = downsample_ ? downsample_->workspace_size(h, w, io) : 0;
         for (size_t i = 0; i < convs_.size(); ++i) {
-            m = std::max(m, convs_[i].workspace_size(h, w, conv_layouts(i, io)));
+            m = std::max(m, convs_[i].workspace_size(h, w, conv_layouts(i, io, h, w)));
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
         }
         return m;
@@ -151,7 +153,7 @@ public:
             const bool last = i + 1 == convs_.size();
             T* dst = last ? out : s.tmp[i % 2];
             convs_[i].forward(cur, 1, h, w, dst, {last ? shortcut : nullptr, !last || out_relu_}, s.col, pool,
-                              conv_layouts(i, io));
+                              conv_layouts(i, io, h, w));
             h = convs_[i].out_size(h), w = convs_[i].out_size(w);
             cur = dst;
             lap("conv", int(i) + 1);
@@ -160,10 +162,19 @@ public:
     }
 
 private:
-    /// Convolution i's layouts when the block's are `io`: the first reads
-    /// the block input, the last writes the block output.
-    Layouts conv_layouts(size_t i, Layouts io) const {
-        return {i == 0 ? io.in : Layout::Planes, i + 1 == convs_.size() ? io.out : Layout::Planes};
+    /// Convolution i's layouts, for an h×w input, when the block's are
+    /// `io`: the first reads the block input, the last writes the block
+    /// output, and in between each hands its output on in handoff()'s layout.
+    Layouts conv_layouts(size_t i, Layouts io, int h, int w) const {
+        const Layout in = i == 0 ? io.in : handoff(i - 1, h, w);
+        return {in, i + 1 == convs_.size() ? io.out : handoff(i, convs_[i].out_size(h), convs_[i].out_size(w))};
+    }
+    /// The layout of convolution i's ho×wo output, read by convolution
+    /// i + 1: Strips where the one hands it on that way
+    /// (Conv2d::hands_strips: a Bottleneck's 3×3) and the other reads it
+    /// (its last 1×1), else Planes.
+    Layout handoff(size_t i, int ho, int wo) const {
+        return convs_[i].hands_strips(ho, wo) && convs_[i + 1].takes_strips() ? Layout::Strips : Layout::Planes;
     }
 
     /// out[c][y][x] = in[c][y·k][x·k] for k = subsample_.

@@ -714,12 +714,14 @@ RESNET_KERNEL_ATTR void wino_input(const P& p, const typename V::Scalar* x, int 
 
 /// Output transform of channels [o0, o0 + nr) of one chunk from m
 /// (m[(o − o0)·α²·ld + ξ·ld + k], the item's GEMM results) with the fused
-/// epilogue, into the image's output `out` (Cout × h × w) with `residual` of
-/// the same shape (or null); `stage` holds m²·ld + m·ld elements.
+/// epilogue, into the image's output `out` (Cout × h·w) with `residual` in
+/// the same layout (or null); `stage` holds m²·ld + m·ld elements. Channel
+/// o at position q lies at out[q / S·ls + o·lr + q % S] (detail::MatrixLayout
+/// {lr, ls}, S = strip): lr = h·w and ls = S for planes (NCHW).
 template <class V, int M, class P>
 RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int chunk, int o0, int nr,
                                     const typename V::Scalar* bias, typename V::Scalar* out, const typename V::Scalar* residual,
-                                    bool relu, typename V::Scalar* stage) {
+                                    bool relu, typename V::Scalar* stage, int64_t lr, int64_t ls, int S) {
     using T = typename V::Scalar;
     constexpr int L = V::lanes, A = M + 2;
     T* __restrict yb = stage;                  // yb[(i·m + j)·ld + k]: output (i, j) of tile k
@@ -733,10 +735,15 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
     // 2 threads, 1.000× at 1 (pinned); ResNet-18 0.959–0.975× at 2.
     const int64_t rows_begin = int64_t(M) * (first / p.tiles_x) * p.w;
     const int64_t rows_end = std::min(plane, int64_t(M) * ((first + nt - 1) / p.tiles_x + 1) * p.w);
+    // In the strip layout, the lines of those rows' strips.
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+    const int64_t fetch_begin = ls == S ? rows_begin : rows_begin / S * ls;
+    const int64_t fetch_end = ls == S ? rows_end : (rows_end - 1) / S * ls + S;
+    const int64_t fetch_run = ls == S ? fetch_end - fetch_begin : S;
     for (int o = o0; o < o0 + nr; ++o) {
         if (o + 1 < o0 + nr)
-            for (int64_t i = rows_begin; i < rows_end; i += 64 / int64_t(sizeof(T)))
-                RESNET_PREFETCH_WRITE(out, (o + 1) * plane + i);
+            for (int64_t r = fetch_begin + (o + 1) * lr; r < fetch_end + (o + 1) * lr; r += ls == S ? fetch_run : ls)
+                for (int64_t i = 0; i < fetch_run; i += kLine) RESNET_PREFETCH_WRITE(out, r + i);
         const T* mo = m + int64_t(o - o0) * p.points * p.ld;
         const T bo = bias[o];
         for (int k0 = 0; k0 < nv; k0 += L) {
@@ -749,10 +756,9 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
             RESNET_UNROLL_ALL
             for (int i = 0; i < M; ++i) wino_out<V, M>(t + i * L, M * L, yb + i * M * p.ld + k0, p.ld, bo);
         }
-        T* oc = out + int64_t(o) * plane;
-        const T* rc = residual ? residual + int64_t(o) * plane : nullptr;
         // Runs of tiles within one tile row: interleave the m columns of each
-        // tile into an output row, then add the residual, ReLU and store.
+        // tile into an output row, then add the residual, ReLU and store it,
+        // a strip at a time in the strip layout.
         for (int k = 0; k < nt;) {
             const int t = first + k, ty = t / p.tiles_x, tx = t % p.tiles_x, n = std::min(p.tiles_x - tx, nt - k);
             const int x0 = M * tx, wn = std::min(M * n, p.w - x0);
@@ -761,8 +767,13 @@ RESNET_KERNEL_ATTR void wino_output(const P& p, const typename V::Scalar* m, int
                 for (int q = 0; q < n; ++q)
                     RESNET_UNROLL_ALL
                     for (int j = 0; j < M; ++j) row[M * q + j] = yi[j * p.ld + q];
-                const int64_t off = int64_t(M * ty + i) * p.w + x0;
-                finish_run<V>(row, rc ? rc + off : nullptr, relu, wn, oc + off);
+                const int64_t q0 = int64_t(M * ty + i) * p.w + x0;
+                int64_t off = q0 / S * ls + o * lr + q0 % S;
+                for (int e = 0, lane = int(q0 % S); e < wn; lane = 0, off += ls - S) {
+                    const int run = ls == S ? wn - e : std::min(wn - e, S - lane);
+                    finish_run<V>(row + e, residual ? residual + off : nullptr, relu, run, out + off);
+                    e += run, off += run;
+                }
             }
             k += n;
         }

@@ -156,10 +156,33 @@ public:
     bool direct() const { return direct_ || channels_; }
     bool direct_channels() const { return channels_; }
 
-    /// Whether forward() takes Layout::Strips for its input or output: an
-    /// unpadded, ungrouped 1×1 layer on the GEMM (any stride).
-    bool takes_strips() const {
-        return k_ == 1 && pad_ == 0 && groups_ == 1 && !wino_m_ && !direct_ && !channels_;
+    /// Whether forward() takes its input in Layout::Strips: an unpadded,
+    /// ungrouped 1×1 layer on the GEMM (any stride).
+    bool takes_strips() const { return k_ == 1 && pad_ == 0 && writes_strips(); }
+    /// Whether forward() gives its output in Layout::Strips: an ungrouped
+    /// layer on the GEMM or Winograd (whose output transform then stores
+    /// each run of a strip's positions in place).
+    bool writes_strips() const { return groups_ == 1 && !direct_ && !channels_; }
+    /// Whether a block should have this layer give its ho×wo output in
+    /// Layout::Strips to a 1×1 that takes it (ResidualBlock::handoff): where
+    /// writes_strips(), but not through Winograd F(4×4), nor through the
+    /// GEMM when the output's last few columns would have joined the strip
+    /// before them (gemm.hpp's strip_count, only for C in planes).
+    /// ResNet-50's 3×3s handing their outputs to the last 1×1s so, under
+    /// AVX2 (forward() calls alternating with planes in one process, 30
+    /// pairs, per-layer medians, AMD EPYC family 25 model 1): layer3's F(2×2)
+    /// 3×3s 0.97–1.00× their time and the 1×1s after them 0.91–0.97×;
+    /// layer2.0's and layer3.0's strided 3×3s (GEMM, 784 and 196 columns)
+    /// 0.97× and 0.99×, their 1×1s 0.95× and 0.96×; but the F(4×4) 3×3s of
+    /// layers 1–2 1.07–1.17× (+0.15–0.45 ms: a store per run of a strip)
+    /// against 1×1s 0.89–0.95× (−0.1–0.25 ms), and layer4.0's strided 3×3
+    /// (49 columns: the 49th in a tile of its own) 1.13× against 0.94×.
+    bool hands_strips(int ho, int wo) const {
+        if (!writes_strips() || wino_m_ == 4) return false;
+        if (wino_m_) return true;
+        const auto& kern = detail::kernels<T>();
+        const int64_t plane = int64_t(ho) * wo, E = kern.columns_past_for(kern.panel_rows_for(group_out()));
+        return detail::strip_count(plane, strip(), int(E)) == strips(plane);
     }
     /// Elements of one image's output for an h×w input, in `layout`.
     int64_t out_elements(int h, int w, Layout layout) const {
@@ -185,14 +208,19 @@ public:
     }
 
     /// in: n×Cin×h×w, out: n×Cout×Ho×Wo, col: workspace_size(h, w, io)
-    /// elements; `io` other than Planes: one image, takes_strips() layers.
+    /// elements; `io` other than Planes: one image, an input in strips for
+    /// takes_strips() layers, an output in strips for writes_strips() ones.
     void forward(const T* in, int n, int h, int w, T* out, const Epilogue<T>& ep, T* col, detail::ThreadPool& pool,
                  Layouts io = {}) const {
-        if (io.any_strips() && (n != 1 || !takes_strips()))
-            detail::fail("Conv2d: Layout::Strips needs one image and an unpadded, ungrouped 1x1 layer on the GEMM");
+        if (io.any_strips() && n != 1) detail::fail("Conv2d: Layout::Strips takes one image, not ", n);
+        if (io.in == Layout::Strips && !takes_strips())
+            detail::fail("Conv2d: an input in Layout::Strips needs an unpadded, ungrouped 1x1 layer on the GEMM");
+        if (io.out == Layout::Strips && !writes_strips())
+            detail::fail("Conv2d: an output in Layout::Strips needs an ungrouped layer on the GEMM or Winograd");
         if (wino_m_)
             return winograd::forward(winograd::Plan::make<T>(wino_m_, cin_, cout_, h, w), wino_weight_->data(),
-                                     bias_.data(), in, n, out, ep.residual, ep.relu, col, wino_side_, pool);
+                                     bias_.data(), in, n, out, out_layout(io.out, int64_t(h) * w), ep.residual,
+                                     ep.relu, col, wino_side_, pool);
         if (channels_)
             return direct::forward_channels(direct_plan(h, w), stride_, packed_.data(), bias_.data(), in, n, out,
                                             ep.residual, ep.relu, col, pool);
@@ -370,6 +398,13 @@ private:
     /// Stride 2 has its own loop, which the compiler vectorizes: ResNet-50's
     /// 7×7 stem took 2.4 ms instead of 3.4 (with the micro-kernel's prefetch;
     /// 1 thread, best of 30, Intel Xeon family 6 model 207).
+    /// Rows a plane apart cost the GEMM: on the same B in the strip layout,
+    /// ResNet-50's strided 3×3s alone took 0.69–0.72× (layer2.0, 128 × 1152
+    /// × 784) and 0.85–0.88× (layer3.0) the time. But built in that layout,
+    /// as runs of a strip row by row or strip by strip (gathering each
+    /// strip's columns), im2col took 2.1–2.7× as long, and the layers
+    /// 0.96–1.20× their time (1 thread, alternating calls, AMD EPYC family
+    /// 25 model 1).
     void im2col_rows(const T* x, int c, int i, int h, int w, int oy0, int rows, int wo, int64_t ld, T* col) const {
         const T* src = x + int64_t(c) * h * w;
         const int64_t cols = int64_t(rows) * wo;

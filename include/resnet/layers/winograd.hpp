@@ -76,7 +76,8 @@ namespace resnet::winograd {
 //       2. one item per (chunk, ⌈kItemRows / R⌉ panels of output channels): the
 //          α² GEMMs into the item's own M slice, then the output transform
 //          Aᵀ M A with the epilogue fused (+ bias, + residual, ReLU), written
-//          straight into the NCHW output, partial border tiles clipped.
+//          straight into the output (NCHW, or the GEMM's strip layout:
+//          Conv2d's Layout::Strips), partial border tiles clipped.
 //     Every item owns a fixed slice of the caller's scratch (offset from its
 //     index); no sum is split across items and each dot product runs over
 //     the input channels in order, so the output bits do not depend on the
@@ -321,7 +322,7 @@ namespace detail {
 template <class T>
 struct Transforms {
     void (*input[2])(const Plan&, const T*, int, int, int, T*);
-    void (*output[2])(const Plan&, const T*, int, int, int, const T*, T*, const T*, bool, T*);
+    void (*output[2])(const Plan&, const T*, int, int, int, const T*, T*, const T*, bool, T*, int64_t, int64_t, int);
 };
 
 #define RESNET_WINOGRAD_TRANSFORMS(ns, V)                                                 \
@@ -392,9 +393,10 @@ void gemms(const Plan& p, const T* u, const T* v, int p0, int np, int nt, T* m, 
 }
 
 template <class T>
-void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
-             T* ws, int side, resnet::detail::ThreadPool& pool) {
+void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, resnet::detail::MatrixLayout ol,
+             const T* residual, bool relu, T* ws, int side, resnet::detail::ThreadPool& pool) {
     const Transforms<T>& tr = transforms<T>();
+    const int S = resnet::detail::kernels<T>().strip();
     const int which = p.m == 4;
     // 64-byte align the scratch (the caller's pointer may be anywhere).
     T* base = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(ws) + 63) & ~uintptr_t(63));
@@ -402,7 +404,7 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
     T* v = base + (sides && side % 2 ? p.side1 : 0);
     const T* next_v = sides ? base + (side % 2 ? 0 : p.side1) : nullptr;
     T* items = base + p.v_chunk * p.chunks;
-    const int64_t in_plane = int64_t(p.cin) * p.h * p.w, out_plane = int64_t(p.cout) * p.h * p.w;
+    const int64_t in_plane = int64_t(p.cin) * p.h * p.w, out_plane = ol.span(p.cout, int64_t(p.h) * p.w, S);
     for (int img = 0; img < n; ++img) {
         const T* x = in + img * in_plane;
         pool.parallel_for(int64_t(p.chunks) * p.cin_blocks, [&](int64_t item) {
@@ -422,20 +424,21 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
             const int64_t c0 = item * p.cin / p.out_blocks, c1 = (item + 1) * p.cin / p.out_blocks;
             gemms(p, u, v + chunk * p.v_chunk, p0, np, p.chunk_size(chunk), m, next_v ? next_v + c0 * p.ld : nullptr,
                   (c1 - c0) * p.ld);
-            tr.output[which](p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item);
+            tr.output[which](p, m, chunk, o0, nr, bias, y, res, relu, m + p.m_item, ol.row, ol.strip, S);
         });
     }
 }
 
 }  // namespace detail
 
-/// in: n×Cin×h×w, out: n×Cout×h×w (+ residual of that shape, may be null),
-/// u: transform_weights(p.m, …) of the layer, ws: p.total elements, side:
+/// in: n×Cin×h×w, out: n images of Cout × h·w in layout `ol` (planes:
+/// NCHW; + residual in the same layout, may be null), u:
+/// transform_weights(p.m, …) of the layer, ws: p.total elements, side:
 /// where V goes when it has two places (0 or 1; see the contract).
 template <class T>
-void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, const T* residual, bool relu,
-             T* ws, int side, resnet::detail::ThreadPool& pool) {
-    detail::forward(p, u, bias, in, n, out, residual, relu, ws, side, pool);
+void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* out, resnet::detail::MatrixLayout ol,
+             const T* residual, bool relu, T* ws, int side, resnet::detail::ThreadPool& pool) {
+    detail::forward(p, u, bias, in, n, out, ol, residual, relu, ws, side, pool);
 }
 
 }  // namespace resnet::winograd
