@@ -409,7 +409,9 @@ TEMPLATE_TEST_CASE("Conv2d 3x3 output in Layout::Strips (Winograd, im2col): the 
                    "[layers]", float, double) {
     // Winograd F(4×4) and F(2×2): a partial border tile, two chunks (48×48
     // at F(4×4): 144 tiles), more output channels than one item (70); the
-    // GEMM through im2col at stride 2 (even and odd sizes) and stride 1.
+    // GEMM through im2col at stride 2 (even and odd sizes) and stride 1,
+    // and in several bands of whole strips (2700 and 4608 im2col rows: 28
+    // output columns, bands of 4 rows under AVX2; 25 columns, 16 rows).
     // The residual is the output itself, as in a block. Winograd's output
     // transform stores the same values either way; the GEMM's last few
     // columns may sum in another order (a strip takes the next one's few
@@ -422,7 +424,8 @@ TEMPLATE_TEST_CASE("Conv2d 3x3 output in Layout::Strips (Winograd, im2col): the 
     const Shape shapes[] = {{20, 30, 13, 11, 1, Algo<TestType>::Winograd4x4}, {20, 30, 13, 11, 1, Algo<TestType>::Winograd2x2},
                             {8, 70, 48, 48, 1, Algo<TestType>::Winograd4x4},  {24, 40, 7, 7, 1, Algo<TestType>::Winograd2x2},
                             {16, 24, 15, 13, 2, Algo<TestType>::Im2col},      {12, 20, 14, 14, 2, Algo<TestType>::Im2col},
-                            {10, 17, 9, 9, 1, Algo<TestType>::Im2col}};
+                            {10, 17, 9, 9, 1, Algo<TestType>::Im2col},        {300, 10, 56, 56, 2, Algo<TestType>::Im2col},
+                            {512, 8, 56, 50, 2, Algo<TestType>::Im2col}};
     using resnet::Layout;
     uint32_t seed = 700;
     for (const auto& s : shapes) {

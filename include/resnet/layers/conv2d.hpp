@@ -2,6 +2,7 @@
 // Conv2d (+ folded eval-mode BatchNorm2d, + fused bias/residual/ReLU).
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <memory>
 
 #include "../detail/gemm.hpp"
@@ -191,9 +192,9 @@ public:
     }
 
     /// Elements of scratch needed for one image of h×w, in and out of
-    /// forward() in the layouts `io`: one im2col band (all rows for an
-    /// output in strips; when the input is read where it lies, the GEMM's
-    /// partial sums of a depth split instead: detail::gemm), the Winograd
+    /// forward() in the layouts `io`: one im2col band (im2col_band; when
+    /// the input is read where it lies, the GEMM's partial sums of a depth
+    /// split instead: detail::gemm), the Winograd
     /// transforms, or the direct convolution's prepared input (+ the
     /// channel-vector kernel's partial sums).
     int64_t workspace_size(int h, int w, Layouts io = {}) const {
@@ -246,8 +247,7 @@ public:
                              groups_ == 1 ? col : nullptr);
                 continue;
             }
-            // Output rows [oy0, oy0 + band) at a time: one im2col band, one GEMM
-            // (one band for an output in strips).
+            // Output rows [oy0, oy0 + band) at a time: one im2col band, one GEMM.
             for (int oy0 = 0; oy0 < ho; oy0 += band) {
                 const int rows = std::min(band, ho - oy0);
                 const int64_t cols = int64_t(rows) * wo, ld = strips(cols) * S, off = int64_t(oy0) * wo;
@@ -258,8 +258,9 @@ public:
                         else
                             im2col_rows(x, int(ci / k_), int(ci % k_), h, w, oy0, rows, wo, ld, col);
                 });
+                const int64_t at = off / S * cl.strip + off % S;  // column off of C (a strip's first in strips)
                 detail::gemm(packed_.data(), group_out(), krows(), col, MatrixLayout::planes<T>(ld), cols,
-                             out + out_off + off, cl, {bias_.data(), res ? res + off : nullptr, ep.relu}, pool,
+                             out + out_off + at, cl, {bias_.data(), res ? res + at : nullptr, ep.relu}, pool,
                              {groups_, a_group, krows() * ld});
             }
         }
@@ -347,16 +348,32 @@ private:
     static int64_t strips(int64_t plane) { return (plane + strip() - 1) / strip(); }
 
     /// Output rows per im2col band: the im2col matrix is built and consumed
-    /// a band at a time, ≤ kBandBytes unless one row alone is larger. The
-    /// stem's 7.4 MB matrix at 224² was the largest scratch of ResNet-50; in
-    /// 2 MB bands peak RSS fell by 3 MiB (the next largest, layer1's Winograd
-    /// scratch, is 4 MB). Best of 200 calls, 1 thread: stem 3.9 → 3.7 ms;
-    /// layer2's strided 3×3, now two bands, 3.1 → 3.3 ms.
+    /// a band at a time, ≤ kBandBytes unless that leaves fewer than
+    /// kBandStrips strips of columns (or one row is larger); for an output
+    /// in strips, a whole number of strips (the GEMM writes C's strips from
+    /// the band's first). The stem's 7.4 MB matrix at 224² was the largest
+    /// scratch of ResNet-50; in 2 MB bands peak RSS fell by 3 MiB (the next
+    /// largest, layer1's Winograd scratch, is 4 MB). Best of 200 calls, 1
+    /// thread: stem 3.9 → 3.7 ms; layer2's strided 3×3, now two bands, 3.1 →
+    /// 3.3 ms (Intel Xeon family 6 model 207, 2 MB of L2). With 512 KB of
+    /// L2 (AMD EPYC family 25 model 1, Zen 3, AVX2), 1 MB bands instead of
+    /// 2 took ResNet-50's strided 3×3s alone 0.91–0.95× (layer2.0), 0.98×
+    /// (layer3.0) and 0.98–0.99× (layer4.0) the time, output in planes; and
+    /// the two whose outputs go to the next 1×1 in strips, in one band
+    /// before, 0.85–0.91× and 0.88–0.92× inside the network (bands of 14,
+    /// 14, 14 and 7 strips; of 7 and 5¼; forward() calls alternating with the
+    /// build before in one process, both builds in both places, 30 pairs,
+    /// 1 thread; 0.91× and 0.98× at 2 threads). Fewer than 4 strips a band
+    /// would leave most of a GEMM's tiles partial (Wide ResNet's 1024-channel
+    /// 3×3s at 7×7: 4 rows of 7).
     int im2col_band(int ho, int wo, Layout out) const {
-        if (out == Layout::Strips) return ho;
-        constexpr int64_t kBandBytes = 2 << 20;
+        constexpr int64_t kBandBytes = 1 << 20, kBandStrips = 4;
         const int64_t row_bytes = groups_ * krows() * wo * int64_t(sizeof(T));
-        return int(std::clamp<int64_t>(kBandBytes / row_bytes, 1, ho));
+        const int64_t fit = std::max(kBandBytes / row_bytes, (kBandStrips * strip() + wo - 1) / wo);
+        const int band = int(std::clamp<int64_t>(fit, 1, ho));
+        if (out == Layout::Planes) return band;
+        const int whole = strip() / std::gcd(wo, strip());  // rows of a whole number of strips
+        return band >= ho || whole >= ho ? ho : std::max(whole, band / whole * whole);
     }
 
     /// The GEMM's C for an output in `layout`.
