@@ -204,7 +204,11 @@ struct MatrixLayout {
 /// buffer reused by the item's panels (as MLAS packs B) gained nothing on
 /// ResNet-50's shapes with the AVX-512 kernel (13 layers, best of 40 calls,
 /// 1 thread, Intel Xeon family 6 model 207: 18.0–18.3 ms packed vs
-/// 18.0–18.4 ms in place). B (and C) written in the strip layout by the
+/// 18.0–18.4 ms in place), nor under AVX2 (AMD EPYC family 25 model 1,
+/// alternating calls, B in huge pages as the network's scratch is:
+/// 0.99–1.01× on the 1×1s that read B in planes, 1.07–1.14× on layer2.0's
+/// strided 3×3; with B in 4 KiB pages the 1×1s of k = 64 and 128 gained
+/// 0.91× and 0.955×, a TLB effect). B (and C) written in the strip layout by the
 /// layer before, though, is read as one run per strip: ResNet passes its
 /// block outputs that way (ResidualBlock::exchanges_strips, figures
 /// there). Fetching the next strip's rows into L2 during the first panel

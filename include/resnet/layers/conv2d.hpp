@@ -415,13 +415,17 @@ private:
     /// Stride 2 has its own loop, which the compiler vectorizes: ResNet-50's
     /// 7×7 stem took 2.4 ms instead of 3.4 (with the micro-kernel's prefetch;
     /// 1 thread, best of 30, Intel Xeon family 6 model 207).
-    /// Rows a plane apart cost the GEMM: on the same B in the strip layout,
-    /// ResNet-50's strided 3×3s alone took 0.69–0.72× (layer2.0, 128 × 1152
-    /// × 784) and 0.85–0.88× (layer3.0) the time. But built in that layout,
-    /// as runs of a strip row by row or strip by strip (gathering each
-    /// strip's columns), im2col took 2.1–2.7× as long, and the layers
-    /// 0.96–1.20× their time (1 thread, alternating calls, AMD EPYC family
-    /// 25 model 1).
+    /// B stays in planes. On the same B in the strip layout, ResNet-50's
+    /// strided 3×3s alone took 0.69–0.72× (layer2.0, 128 × 1152 × 784) and
+    /// 0.85–0.88× (layer3.0) the time in 4 KiB pages, but ≈0.85× in huge
+    /// pages, as the network's scratch is. Built in that layout, as runs of a
+    /// strip row by row or strip by strip (gathering each strip's columns),
+    /// im2col took 2.1–2.7× as long, and the layers 0.96–1.20× their time;
+    /// from the input's phase planes (as direct.hpp prepares it, so that each
+    /// row of a strip is one contiguous copy per output row it spans), the
+    /// strip im2col took 1.0–1.2× the planes one but the phase pass as long
+    /// again, and layer2.0's 3×3 1.04–1.07× its time inside the network
+    /// (1 thread, alternating calls, AMD EPYC family 25 model 1).
     void im2col_rows(const T* x, int c, int i, int h, int w, int oy0, int rows, int wo, int64_t ld, T* col) const {
         const T* src = x + int64_t(c) * h * w;
         const int64_t cols = int64_t(rows) * wo;
