@@ -2,8 +2,8 @@
 // Conv2d (+ folded eval-mode BatchNorm2d, + fused bias/residual/ReLU).
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <memory>
+#include <numeric>
 
 #include "../detail/gemm.hpp"
 #include "../detail/thread_pool.hpp"
