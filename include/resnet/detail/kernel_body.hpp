@@ -67,65 +67,100 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     // alternating in one process, medians of 20–30 pairs' ratios, AMD EPYC
     // family 26 model 2).
     const int64_t fetch_rows = std::min<int64_t>(std::min(R, t.rows), t.k);
-    for (int64_t c = 0; c < t.k; ++c, a += R, b += t.ldb) {
-        if (c < fetch_rows)
-            RESNET_UNROLL_ALL
-            for (int v = 0; v < NV; ++v) {
-                RESNET_PREFETCH_WRITE(t.c + c * t.ldc, v * L);
-                if (t.residual) RESNET_PREFETCH(t.residual + c * t.ldc, v * L);
-            }
+    // One k step: the products of row c of A's panel and of B, c in order.
+    const auto step = [&](const T* ac, const T* bc) RESNET_LAMBDA_INLINE RESNET_KERNEL_ATTR {
         X x[NV];
         RESNET_UNROLL_ALL
-        for (int v = 0; v < NV; ++v) x[v] = V::load(b + v * L);
-        // B's rows lie ldb apart (a page or more at 56×56), too many streams
-        // for the hardware prefetcher: fetching the row 8 ahead took
-        // ResNet-50 at 1 thread from 96 to 90 ms (median over 10 interleaved
-        // rounds of the best of 8 calls, Intel Xeon family 6 model 207, busy;
-        // 16 ahead: no gain).
-        RESNET_UNROLL_ALL
-        for (int v = 0; v < NV; ++v) RESNET_PREFETCH(b, 8 * t.ldb + v * L);
-        // A, the weights, is one stream, but at batch 1 most layers' weights
-        // come from DRAM (ResNet-50's 98 MiB pass through the caches once
-        // per forward) and the hardware prefetcher, which stops at each 4 KiB
-        // page, did not keep ahead: fetching 4 KiB ahead took ResNet-50 from
-        // 75.0 to 63.7 ms at 1 thread and 45.2 to 37.4 ms at 2 (in-network
-        // layer timings, 6 interleaved rounds, medians, Intel Xeon family 6
-        // model 207; 2 KiB ahead: 63.9 and 38.5, 8 KiB: 66.7 ms at 1 thread).
-        RESNET_PREFETCH(a, kAPrefetchBytes / int(sizeof(T)));
-        // A one-vector tile reads A four times as fast per FMA as a
-        // 3-vector one (AVX-512: 32 bytes per 8 FMAs): the Winograd products
-        // at 7×7 (16 tiles), whose 16.8 MB of U per 512-channel layer come
-        // from DRAM. There, a second fetch 8 KiB ahead into L2 as well:
-        // forward() calls alternating with the build before (medians of
-        // 40–50 pairs' ratios, AMD EPYC family 26 model 2): ResNet-18 (three
-        // such layers) 0.978–0.985× the time, ResNet-50 0.993–0.998× at 2
-        // threads and 0.996–1.000× at 1, ResNet-101 1.000×. In every tile,
-        // 16 KiB ahead took ResNet-50 1.004–1.008× the time; 8 KiB ahead
-        // 0.991–0.999×, but ResNet-101 1.009× at 2 threads. Two other
-        // ways to hide the weights' DRAM latency measured worse or no
-        // better (ResNet-50, forward() calls alternating with the build
-        // before, medians of 40 pairs' ratios, same CPU): fetching the
-        // next convolution's weights into L2 (or non-temporally), a share
-        // per strip of the current one's tiles, 1.004–1.07× the time at 1
-        // and 2 threads; a non-temporal fetch here, 0.994–1.002×.
-        if constexpr (NV == 1) RESNET_PREFETCH_L2(a, 8192 / int(sizeof(T)));
+        for (int v = 0; v < NV; ++v) x[v] = V::load(bc + v * L);
         RESNET_UNROLL_ALL
         for (int r = 0; r < R; ++r) {
-            const X ar = V::set1(a[r]);
+            const X ar = V::set1(ac[r]);
             RESNET_UNROLL_ALL
             for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(ar, x[v], acc[r][v]);
         }
         if constexpr (E > 0) {
-            X ac[NR];
+            X ak[NR];
             RESNET_UNROLL_ALL
-            for (int v = 0; v < NR; ++v) ac[v] = (v + 1) * L <= R ? V::load(a + v * L) : V::load_n(a + v * L, R - v * L);
+            for (int v = 0; v < NR; ++v) ak[v] = (v + 1) * L <= R ? V::load(ac + v * L) : V::load_n(ac + v * L, R - v * L);
             RESNET_UNROLL_ALL
             for (int j = 0; j < E; ++j) {
-                const X bj = V::set1(b[NV * L + j]);
+                const X bj = V::set1(bc[NV * L + j]);
                 RESNET_UNROLL_ALL
-                for (int v = 0; v < NR; ++v) col[j][v] = V::fma(ac[v], bj, col[j][v]);
+                for (int v = 0; v < NR; ++v) col[j][v] = V::fma(ak[v], bj, col[j][v]);
             }
         }
+    };
+    // B's rows lie ldb apart (a page or more at 56×56), too many streams
+    // for the hardware prefetcher: fetching the row 8 ahead took
+    // ResNet-50 at 1 thread from 96 to 90 ms (median over 10 interleaved
+    // rounds of the best of 8 calls, Intel Xeon family 6 model 207, busy;
+    // 16 ahead: no gain). One fetch per line the row's vectors span.
+    constexpr int kLineElements = 64 / int(sizeof(T)), kRowLines = (NV * L + kLineElements - 1) / kLineElements;
+    const auto fetch_b = [&](const T* bc) RESNET_LAMBDA_INLINE RESNET_KERNEL_ATTR {
+        RESNET_UNROLL_ALL
+        for (int l = 0; l < kRowLines; ++l) RESNET_PREFETCH(bc, 8 * t.ldb + l * kLineElements);
+    };
+    // A, the weights, is one stream, but at batch 1 most layers' weights
+    // come from DRAM (ResNet-50's 98 MiB pass through the caches once
+    // per forward) and the hardware prefetcher, which stops at each 4 KiB
+    // page, did not keep ahead: fetching 4 KiB ahead took ResNet-50 from
+    // 75.0 to 63.7 ms at 1 thread and 45.2 to 37.4 ms at 2 (in-network
+    // layer timings, 6 interleaved rounds, medians, Intel Xeon family 6
+    // model 207; 2 KiB ahead: 63.9 and 38.5, 8 KiB: 66.7 ms at 1 thread).
+    // A one-vector tile reads A four times as fast per FMA as a
+    // 3-vector one (AVX-512: 32 bytes per 8 FMAs): the Winograd products
+    // at 7×7 (16 tiles), whose 16.8 MB of U per 512-channel layer come
+    // from DRAM. There, a second fetch 8 KiB ahead into L2 as well:
+    // forward() calls alternating with the build before (medians of
+    // 40–50 pairs' ratios, AMD EPYC family 26 model 2): ResNet-18 (three
+    // such layers) 0.978–0.985× the time, ResNet-50 0.993–0.998× at 2
+    // threads and 0.996–1.000× at 1, ResNet-101 1.000×. In every tile,
+    // 16 KiB ahead took ResNet-50 1.004–1.008× the time; 8 KiB ahead
+    // 0.991–0.999×, but ResNet-101 1.009× at 2 threads. Two other
+    // ways to hide the weights' DRAM latency measured worse or no
+    // better (ResNet-50, forward() calls alternating with the build
+    // before, medians of 40 pairs' ratios, same CPU): fetching the
+    // next convolution's weights into L2 (or non-temporally), a share
+    // per strip of the current one's tiles, 1.004–1.07× the time at 1
+    // and 2 threads; a non-temporal fetch here, 0.994–1.002×.
+    const auto fetch_a = [&](const T* ac) RESNET_LAMBDA_INLINE RESNET_KERNEL_ATTR {
+        RESNET_PREFETCH(ac, kAPrefetchBytes / int(sizeof(T)));
+        if constexpr (NV == 1) RESNET_PREFETCH_L2(ac, 8192 / int(sizeof(T)));
+    };
+    int64_t c = 0;
+    for (; c < fetch_rows; ++c, a += R, b += t.ldb) {
+        RESNET_UNROLL_ALL
+        for (int v = 0; v < NV; ++v) {
+            RESNET_PREFETCH_WRITE(t.c + c * t.ldc, v * L);
+            if (t.residual) RESNET_PREFETCH(t.residual + c * t.ldc, v * L);
+        }
+        fetch_b(b);
+        fetch_a(a);
+        step(a, b);
+    }
+    // Two k steps per pass, B fetched once per line and A once per pass
+    // where 2·R elements fit in a line (R ≤ 8 in float): under AVX2, 25
+    // instead of 27 instructions per 12 FMAs. The core's front end issues
+    // them, and on this VM's host another thread often shares the core: in
+    // the host's slow state (ResNet-50 1.4–1.7× its fast time) a loop of 10
+    // FMAs and 12 integer adds ran at 65–71 instead of 91.5 GFLOP/s while a
+    // loop of FMAs alone held 91–95. ResNet-50, forward() calls alternating
+    // with the one-step loop in one process, both builds in both places
+    // (40 pairs each, AMD EPYC family 25 model 1, Zen 3, 2 vCPUs under
+    // KVM): 0.86× and 0.90× the time at 1 thread, 0.87× at 2 (0.93× in the
+    // pairs of the faster probes, 0.84× in the slower).
+    for (; c + 2 <= t.k; c += 2, a += 2 * R, b += 2 * t.ldb) {
+        fetch_b(b);
+        fetch_b(b + t.ldb);
+        fetch_a(a);
+        if constexpr (2 * R * sizeof(T) > 64) fetch_a(a + R);
+        step(a, b);
+        step(a + R, b + t.ldb);
+    }
+    if (c < t.k) {
+        fetch_b(b);
+        fetch_a(a);
+        step(a, b);
     }
     if constexpr (E > 0) {
         alignas(64) T column[E][NR * L];

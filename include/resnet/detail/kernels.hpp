@@ -24,6 +24,7 @@
 // family 6 model 207).
 #if defined(__GNUC__)
 #define RESNET_ALWAYS_INLINE inline __attribute__((always_inline))
+#define RESNET_LAMBDA_INLINE __attribute__((always_inline))  // the same, for a lambda
 #define RESNET_UNROLL_ALL _Pragma("GCC unroll 32")
 // Prefetch the element `ahead` elements past p, to read or to write. The
 // address may lie past the end of the array (a prefetch never faults), so it
@@ -51,6 +52,7 @@
 #endif
 #else
 #define RESNET_ALWAYS_INLINE inline
+#define RESNET_LAMBDA_INLINE
 #define RESNET_UNROLL_ALL
 #define RESNET_PREFETCH(p, ahead) ((void)0)
 #define RESNET_PREFETCH_L2(p, ahead) ((void)0)
