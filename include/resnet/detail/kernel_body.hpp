@@ -149,11 +149,11 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     // (40 pairs each, AMD EPYC family 25 model 1, Zen 3, 2 vCPUs under
     // KVM): 0.86× and 0.90× the time at 1 thread, 0.87× at 2 (0.93× in the
     // pairs of the faster probes, 0.84× in the slower). Measured against
-    // this loop the same way and not kept: four steps per pass 1.05–1.07×
-    // (the registers run out); no B fetch where B's rows are contiguous
-    // (strips) 1.01–1.02×; the pass counted by A's pointer alone, 1.00×;
-    // A fetched only by each panel's first tile of an item, 0.99–1.00×;
-    // two taps per pass in direct_n, the stem 1.34× its time.
+    // this loop the same way and not kept: four steps per pass 1.05–1.07×;
+    // no B fetch where B's rows are contiguous (strips) 1.01–1.02×; the
+    // pass counted by A's pointer alone, 1.00×; A fetched only by each
+    // panel's first tile of an item, 0.99–1.00×; two taps per pass in
+    // direct_n, the stem 1.34× its time.
     for (; c + 2 <= t.k; c += 2, a += 2 * R, b += 2 * t.ldb) {
         fetch_b(b);
         fetch_b(b + t.ldb);
