@@ -2,6 +2,7 @@
 //
 //   benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T]
 //             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]
+//             [--serve]
 //
 // Runs W untimed forward() calls, then K timed ones, and reports the median,
 // min and max ms per batch, ms per image, effective GFLOP/s (conv + fc
@@ -12,6 +13,7 @@
 // --logits writes the last forward()'s N×classes logits the same way.
 // --profile then times each layer inside K more forward() calls (see
 // profile_layers); --layers each convolution alone (see time_layers).
+// --serve keeps the warm model for bench/compare.py --paired (see serve).
 // Exit status: 0 success, 2 bad arguments, 1 any other failure.
 #include <resnet/resnet.hpp>
 
@@ -38,6 +40,7 @@ namespace {
 const char* const kUsage =
     "usage: benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T] [--iters K]\n"
     "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]\n"
+    "                 [--serve]\n"
     "  --batch N      images per forward() (default 1)\n"
     "  --threads T    threads per forward(); 0 = all cores (default 0)\n"
     "  --iters K      timed forward() calls (default 10)\n"
@@ -47,7 +50,9 @@ const char* const kUsage =
     "  --logits FILE  write the logits of the last call as raw float32\n"
     "  --profile      then time each layer inside K more forward() calls (median ms per batch)\n"
     "  --layers       then time each convolution alone, batch 1, W warm-up + K timed calls\n"
-    "  --json         print one JSON object instead of text\n";
+    "  --json         print one JSON object instead of text\n"
+    "  --serve        after the warm-up, print 'ready'; then for each count n read from stdin,\n"
+    "                 time n forward() calls and print their ms on one line (no report)\n";
 
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -55,7 +60,7 @@ struct UsageError : std::runtime_error {
 
 struct Args {
     std::string weights, arch, input, logits;
-    bool random = false, json = false, layers = false, profile = false;
+    bool random = false, json = false, layers = false, profile = false, serve = false;
     int batch = 1, threads = 0, iters = 10, warmup = 2, size = 224;
 };
 
@@ -87,7 +92,8 @@ Args parse_args(int argc, char** argv) {
         {"--size", [&](const std::string& v) { a.size = parse_int("--size", v, 1); }},
     };
     const std::map<std::string, bool*> switches = {
-        {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile}};
+        {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile},
+        {"--serve", &a.serve}};
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         if (flag == "-h" || flag == "--help") {
@@ -279,6 +285,23 @@ void print_layers(const nlohmann::json& rows, int iters) {
     std::cout << "    sum " << std::setprecision(2) << sum << " ms\n";
 }
 
+/// --serve: for each count n read from stdin until it ends, n timed
+/// forward() calls of x, their ms on one line. bench/compare.py --paired
+/// keeps one such process per engine and alternates single calls between
+/// them, so that both meet the same state of a shared host.
+int serve(resnet::ResNet<float>& model, const resnet::Tensor<float>& x) {
+    std::cout << "ready" << std::endl;
+    for (int n; std::cin >> n;) {
+        for (int i = 0; i < n; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            model.forward(x);
+            std::cout << ms_since(t0) << (i + 1 < n ? ' ' : '\n');
+        }
+        std::cout.flush();
+    }
+    return 0;
+}
+
 int run(const Args& a) {
     resnet::RunOptions run_options;
     run_options.threads = a.threads;
@@ -295,6 +318,7 @@ int run(const Args& a) {
     const resnet::Tensor<float> x = make_input(a);
     resnet::Tensor<float> logits;
     for (int i = 0; i < a.warmup; ++i) logits = model.forward(x);
+    if (a.serve) return serve(model, x);
     std::vector<double> ms;
     for (int i = 0; i < a.iters; ++i) {
         const auto t0 = std::chrono::steady_clock::now();

@@ -4,7 +4,8 @@
   bench/compare.py [--threads 1 2] [--batch 1 8] [--runs 10] [--arch resnet50]
                    [--engines resnet resnet-O2 ort pytorch opencv] [--ort-dir DIR]
                    [--build-dir build] [--iters 1] [--warmup 1] [--size 224]
-                   [--max-others 0.1] [--pin] [--profile] [--json FILE]
+                   [--max-others 0.1] [--pin] [--profile] [--paired N [--paired-gap 0.3]]
+                   [--json FILE]
 
 Writes one random-init weights file with weights/convert_torchvision.py (seed 0)
 and an ONNX export of it, which ONNX Runtime and OpenCV DNN both run. ONNX
@@ -29,6 +30,11 @@ With --profile, for every thread count at the smallest batch, --runs more
 rounds time each layer inside the network: our benchmark's --profile
 (ResNet::forward(x, timings)) against ONNX Runtime's own profiler, per
 torchvision layer and summed by kind of convolution.
+With --paired N, for every thread count at the smallest batch, one warm
+process per engine (ours and ONNX Runtime, `--serve`) runs N turns of
+--warmup + --iters forward passes each, alternating, --paired-gap seconds
+apart: each pair of turns meets the same state of a shared host, which
+changes faster than a round (see run_paired).
 
 Needs a Python that imports torch and torchvision: run by one that cannot, it
 re-executes itself with /usr/bin/python3. Build the benchmark first:
@@ -291,6 +297,45 @@ def print_profiles(profiles, arch):
                                                          fmt(total[0] / total[1] if all(total) else None, ".2f")]]))
 
 
+def run_paired(commands, pairs, gap, cpus, warmup, iters):
+    """Alternates turns between warm `--serve` processes, one per engine
+    ({engine: command}), on the same CPUs (a set, or None for all): `pairs` turns
+    each, the order swapped every pair, a turn `warmup` + `iters` forward passes
+    back to back (as a run of the rounds), `gap` seconds before each turn (ONNX
+    Runtime's workers spin for tens of ms after a run: with no pause they took
+    the next turn's CPU). → {engine: [median ms of each turn's timed passes, …]}."""
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    procs = {}
+    try:
+        for e, cmd in commands.items():
+            procs[e] = subprocess.Popen(pin + cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            if procs[e].stdout.readline().strip() != "ready":
+                fail(f"{e} --serve did not start: {' '.join(cmd)}")
+        times = {e: [] for e in procs}
+        for i in range(pairs):
+            for e in list(procs)[::1 if i % 2 == 0 else -1]:
+                time.sleep(gap)
+                procs[e].stdin.write(f"{warmup + iters}\n")
+                procs[e].stdin.flush()
+                times[e].append(statistics.median(map(float, procs[e].stdout.readline().split()[warmup:])))
+        return times
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait()
+
+
+def print_paired(paired):
+    rows = []
+    for p in paired:
+        for e, ms in p["times"].items():
+            ratios = [x / y for x, y in zip(ms, p["times"]["ort"])]
+            quartiles = statistics.quantiles(ratios, n=4)
+            rows.append([str(p["threads"]), e, str(len(ms)), fmt(statistics.median(ms), ".1f"),
+                         fmt(statistics.median(ratios), ".3f"), f"{quartiles[0]:.3f}–{quartiles[2]:.3f}"])
+    print("\n" + markdown_table(["threads", "engine", "pairs", "median ms", "×ORT per pair", "quartiles"], rows))
+
+
 def fmt(v, spec):
     return "–" if v is None else format(v, spec)
 
@@ -391,6 +436,12 @@ def main():
     p.add_argument("--profile", action="store_true",
                    help="then time each layer inside the network, ours against ONNX Runtime's profiler: --runs more "
                         "rounds per thread count, at the smallest --batch")
+    p.add_argument("--paired", type=int, default=0, metavar="N",
+                   help="then, per thread count at the smallest --batch, N turns of --warmup + --iters forward "
+                        "passes, ours and ONNX Runtime alternating between two warm processes (pinned as by "
+                        "--pin): ratios per pair of turns")
+    p.add_argument("--paired-gap", type=float, default=0.3, metavar="SECONDS",
+                   help="pause before each turn of --paired (default 0.3)")
     p.add_argument("--json", metavar="FILE", help="also write every run and the summary here")
     a = p.parse_args()
     if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
@@ -426,11 +477,12 @@ def main():
             inputs[n] = os.path.join(tmp, f"input{n}.f32")
             rng.standard_normal((n, 3, a.size, a.size), dtype=np.float32).tofile(inputs[n])
 
-        def command(engine, threads, batch, logits, profile=False):
+        def command(engine, threads, batch, logits, profile=False, serve=False):
             common = ["--batch", batch, "--threads", threads, "--iters", a.iters, "--warmup", a.warmup,
                       "--size", a.size, "--input", inputs[batch]] + (["--logits", logits] if logits else [])
-            if profile:
-                common += ["--profile"] + (["1"] if engine == "ort" else [])
+            for flag, on in (("--profile", profile), ("--serve", serve)):
+                if on:
+                    common += [flag] + (["1"] if engine == "ort" else [])
             head = {**{e: [bench, "--json", "--weights", weights] for e, bench in benches.items()},
                     "ort": ["node", os.path.join(REPO, "bench", "ort_worker.js"), ort, "--model", onnx]}.get(
                 engine, [sys.executable, os.path.abspath(__file__), "_worker", engine,
@@ -470,6 +522,13 @@ def main():
                     layers = ort_layers(r["profile"]) if e == "ort" else {n["name"]: n["ms"] for n in r["profile"]}
                     profiles.append({"engine": e, "threads": threads, "round": rnd, "layers": layers})
 
+        paired = []
+        for threads in a.threads if a.paired and {"resnet", "ort"} <= set(engines) else []:
+            print(f"paired, {threads} thread(s): {a.paired} pairs", file=sys.stderr)
+            times = run_paired({e: command(e, threads, min(a.batch), None, serve=True) for e in ("resnet", "ort")},
+                               a.paired, a.paired_gap, cpus_for(0, threads), a.warmup, a.iters)
+            paired.append({"threads": threads, "batch": min(a.batch), "gap_s": a.paired_gap, "times": times})
+
     rows = summarize(runs, deltas, a.max_others)
     others = statistics.mean(r["others_cpu_share"] for r in runs)
     import torch
@@ -486,12 +545,15 @@ def main():
     print_table(rows)
     if profiles:
         print_profiles(profiles, a.arch)
+    if paired:
+        print_paired(paired)
     if any(2 * r["quiet_runs"] < r["runs"] for r in rows):
         print(f"warning: in some rows most runs shared the CPU with other processes (more than "
               f"{a.max_others:.0%}); their figures are unreliable: re-run when the machine is idle", file=sys.stderr)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"meta": meta, "summary": rows, "runs": runs, "profiles": profiles}, f, indent=1)
+            json.dump({"meta": meta, "summary": rows, "runs": runs, "profiles": profiles, "paired": paired}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":

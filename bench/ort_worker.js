@@ -3,7 +3,11 @@
 // and prints one JSON line with the fields bench/benchmark prints.
 //
 //   node ort_worker.js ORT_PACKAGE_DIR --model M.onnx --input X.f32 --batch N
-//        --threads T --iters I --warmup W --size S [--logits OUT.f32] [--profile 1]
+//        --threads T --iters I --warmup W --size S [--logits OUT.f32] [--profile 1] [--serve 1]
+//
+// --serve 1, for bench/compare.py --paired: after the warm-up, prints "ready",
+// then for each count n read from stdin times n runs and prints their ms on
+// one line (bench/benchmark --serve's protocol), until stdin ends.
 //
 // --profile 1 turns on ONNX Runtime's profiler for the session and adds
 // "profile": each node's median kernel time over the timed runs, in the order
@@ -52,6 +56,7 @@ async function main() {
   const loadMs = performance.now() - start;
   const feeds = { [session.inputNames[0]]: x };
   for (let i = 0; i < +a.warmup; ++i) await session.run(feeds);
+  if (a.serve === '1') return serve(session, feeds);
   const times = [];
   let out;
   for (let i = 0; i < +a.iters; ++i) {
@@ -69,6 +74,19 @@ async function main() {
     ms_per_image: med / batch, peak_rss_mib: peakRssMib(), load_ms: loadMs,
     ...(a.profile === '1' ? { profile: nodeTimes(session, +a.iters) } : {}),
   }));
+}
+
+async function serve(session, feeds) {
+  console.log('ready');
+  for await (const line of require('readline').createInterface({ input: process.stdin })) {
+    const times = [];
+    for (let i = 0; i < +line; ++i) {
+      const t0 = performance.now();
+      await session.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    console.log(times.join(' '));
+  }
 }
 
 // Where this process's profile goes: the profiler appends _<date>.json.
