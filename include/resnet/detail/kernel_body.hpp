@@ -153,7 +153,13 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     // no B fetch where B's rows are contiguous (strips) 1.01–1.02×; the
     // pass counted by A's pointer alone, 1.00×; A fetched only by each
     // panel's first tile of an item, 0.99–1.00×; two taps per pass in
-    // direct_n, the stem 1.34× its time.
+    // direct_n, the stem 1.34× its time. Nor, later (same CPU, same A/B):
+    // this pass in inline assembly, 46 instructions where GCC 12 emits 51
+    // (its second counter and a register copy gone), 0.994–1.003× the
+    // time at 1 and 2 threads (0.974–1.005× in the pairs of the slower
+    // probes); B a memory operand of each FMA (12 loads per step instead
+    // of 2, 6 fewer instructions), 1.41×: Zen 3 loads 2 vectors per cycle,
+    // and a step then needed 18 loads for its 6 cycles of FMAs.
     for (; c + 2 <= t.k; c += 2, a += 2 * R, b += 2 * t.ldb) {
         fetch_b(b);
         fetch_b(b + t.ldb);

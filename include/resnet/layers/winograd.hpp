@@ -164,6 +164,11 @@ constexpr int kCinBlock = 16;  // input channels per input-transform item
 // threads split them 18 to 14: ResNet-50 0.985–0.987× the time at 2
 // threads, 0.998× at 1; forward() calls alternating in one process, medians
 // of 40 pairs' ratios, AMD EPYC family 26 model 2). 6-row panels: 11 either way.
+// 32 (twice the items: layer1's and layer2's layers had 2 per step, and at 2
+// threads the caller waited ~0.3 ms in each for the worker's), same A/B on
+// AMD EPYC family 25 model 1 (AVX2, 6-row panels), both builds in both
+// places: 1.001× the time at 2 threads, 1.008× at 1 (each item reads its
+// chunk's V whole).
 constexpr int kItemRows = 64;
 
 /// 3×3, stride 1, pad 1, dilation 1: the convolutions this file handles.
