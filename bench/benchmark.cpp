@@ -292,6 +292,8 @@ void print_layers(const nlohmann::json& rows, int iters) {
 int serve(resnet::ResNet<float>& model, const resnet::Tensor<float>& x) {
     std::cout << "ready" << std::endl;
     for (int n; std::cin >> n;) {
+        if (n < 1) throw std::runtime_error("--serve: expected a count >= 1 of forward() calls, got " +
+                                            std::to_string(n));
         for (int i = 0; i < n; ++i) {
             const auto t0 = std::chrono::steady_clock::now();
             model.forward(x);
@@ -299,6 +301,7 @@ int serve(resnet::ResNet<float>& model, const resnet::Tensor<float>& x) {
         }
         std::cout.flush();
     }
+    if (!std::cin.eof()) throw std::runtime_error("--serve: expected a count of forward() calls on each line of stdin");
     return 0;
 }
 
