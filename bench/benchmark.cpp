@@ -287,8 +287,8 @@ void print_layers(const nlohmann::json& rows, int iters) {
 
 /// --serve: for each count n read from stdin until it ends, n timed
 /// forward() calls of x, their ms on one line. bench/compare.py --paired
-/// keeps one such process per engine and alternates single calls between
-/// them, so that both meet the same state of a shared host.
+/// keeps one such process per engine and alternates turns of a few calls
+/// between them, so that both meet the same state of a shared host.
 int serve(resnet::ResNet<float>& model, const resnet::Tensor<float>& x) {
     std::cout << "ready" << std::endl;
     for (int n; std::cin >> n;) {

@@ -317,7 +317,10 @@ def run_paired(commands, pairs, gap, cpus, warmup, iters):
                 time.sleep(gap)
                 procs[e].stdin.write(f"{warmup + iters}\n")
                 procs[e].stdin.flush()
-                times[e].append(statistics.median(map(float, procs[e].stdout.readline().split()[warmup:])))
+                line = procs[e].stdout.readline()
+                if not line:
+                    fail(f"{e} --serve stopped: {' '.join(commands[e])}")
+                times[e].append(statistics.median(map(float, line.split()[warmup:])))
         return times
     finally:
         for proc in procs.values():
