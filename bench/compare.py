@@ -449,6 +449,8 @@ def main():
     a = p.parse_args()
     if min(a.threads + a.batch + [a.runs, a.iters, a.size]) < 1 or a.warmup < 0:
         fail("--threads, --batch, --runs, --iters and --size must be >= 1, --warmup >= 0")
+    if a.paired == 1 or a.paired < 0 or a.paired_gap < 0:
+        fail("--paired takes 0 (off) or at least 2 pairs (quartiles of their ratios), --paired-gap >= 0 seconds")
     benches = {e: os.path.join(a.build_dir, "bench", name) for e, name in
                (("resnet", "benchmark"), ("resnet-O2", "benchmark_O2")) if e in a.engines}
     for bench in benches.values():

@@ -79,8 +79,10 @@ async function main() {
 async function serve(session, feeds) {
   console.log('ready');
   for await (const line of require('readline').createInterface({ input: process.stdin })) {
+    const n = Number(line);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--serve: expected a count >= 1 of runs per line, got '${line}'`);
     const times = [];
-    for (let i = 0; i < +line; ++i) {
+    for (let i = 0; i < n; ++i) {
       const t0 = performance.now();
       await session.run(feeds);
       times.push(performance.now() - t0);
