@@ -29,12 +29,14 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void store_elements(const TileArgs<T>& t
     }
 }
 
-/// acc[r][v] = Σ_{c<k} a[c·R + r] · b[c·ldb + v·L + l], c in order, and
-/// for the E columns past the NV vectors (t.cols = NV·L + E),
+/// acc[r][v] = Σ_{c<k} a[c·RA + r] · b[c·ldb + v·L + l], c in order, for
+/// the R rows of a panel of RA ≥ R rows, and for the E columns past the NV
+/// vectors (t.cols = NV·L + E; only where RA = R),
 /// col[j] = Σ_{c<k} a[c·R + ·] · b[c·ldb + NV·L + j] vectorized over the R
 /// rows, in the same loop; then the tile's store (TileArgs in kernels.hpp).
-template <class V, int R, int NV, int E = 0>
+template <class V, int R, int NV, int E = 0, int RA = R>
 RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::Scalar>& t) {
+    static_assert(RA >= R && (E == 0 || RA == R), "tile_n: a panel of RA >= R rows, columns past only at RA = R");
     using T = typename V::Scalar;
     using X = typename V::type;
     constexpr int L = V::lanes, NR = (R + L - 1) / L;  // NR vectors hold a panel's column
@@ -128,7 +130,7 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
         if constexpr (NV == 1) RESNET_PREFETCH_L2(ac, 8192 / int(sizeof(T)));
     };
     int64_t c = 0;
-    for (; c < fetch_rows; ++c, a += R, b += t.ldb) {
+    for (; c < fetch_rows; ++c, a += RA, b += t.ldb) {
         RESNET_UNROLL_ALL
         for (int v = 0; v < NV; ++v) {
             RESNET_PREFETCH_WRITE(t.c + c * t.ldc, v * L);
@@ -160,13 +162,13 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_n(const TileArgs<typename V::S
     // probes); B a memory operand of each FMA (12 loads per step instead
     // of 2, 6 fewer instructions), 1.41×: Zen 3 loads 2 vectors per cycle,
     // and a step then needed 18 loads for its 6 cycles of FMAs.
-    for (; c + 2 <= t.k; c += 2, a += 2 * R, b += 2 * t.ldb) {
+    for (; c + 2 <= t.k; c += 2, a += 2 * RA, b += 2 * t.ldb) {
         fetch_b(b);
         fetch_b(b + t.ldb);
         fetch_a(a);
-        if constexpr (2 * R * sizeof(T) > 64) fetch_a(a + R);
+        if constexpr (2 * RA * sizeof(T) > 64) fetch_a(a + RA);
         step(a, b);
-        step(a + R, b + t.ldb);
+        step(a + RA, b + t.ldb);
     }
     if (c < t.k) {
         fetch_b(b);
@@ -293,12 +295,37 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_columns_past(const TileArgs<ty
     tile_past<V, R, NV, EMax>(t);
 }
 
+/// tile_n of kNarrowRows rows on a panel of R > kNarrowRows, for the
+/// last panel of a GEMM whose row count R does not divide: t.vectors is 1 … NV.
+template <class V, int R, int NV>
+RESNET_KERNEL_ATTR void tile_few_rows(const TileArgs<typename V::Scalar>& t) {
+    if constexpr (NV > 1)
+        if (t.vectors < NV) return tile_few_rows<V, R, NV - 1>(t);
+    tile_n<V, kNarrowRows, NV, 0, R>(t);
+}
+
 /// The micro-kernel entry (Kernels::tile): t.vectors is 1 … NV (NV ≤ 3);
 /// a tile of NV vectors takes up to EMax columns past them
 /// (t.cols ≤ NV·lanes + EMax; Kernels::columns_past).
+/// A tile of at most kNarrowRows rows (a last panel) sums only those: the
+/// same sums as the full tile's first rows, in the same order, so the same
+/// bits. ResNet's widths leave 4 rows of 6 (64, 256, 1024 channels) or 2
+/// (128, 512, 2048) in the last panel under the 16-register sets, which
+/// computed 6: a 64-row GEMM computed 66 rows, a 128-row one 132. With 8
+/// accumulators the 4-row tile still issues 2 FMAs a cycle. ResNet's GEMM
+/// shapes alone (B and C in strips, calls alternating with the 6-row
+/// build, medians of 200 pairs' ratios, 1 thread): 64 × 256 × 3136 and
+/// 64 × 64 × 3136 0.974–0.976× the time, 128 × 512 × 784 0.990×, 256- and
+/// 1024-row ones 0.994–1.002×. In the network, forward() calls alternating
+/// with the 6-row build in one process, both builds in both places (30
+/// pairs each, AMD EPYC family 25 model 1, host mostly in its slow state):
+/// ResNet-50 0.969–0.989× the time at 1 thread and 0.966–0.993× at 2,
+/// ResNet-18 0.986× and 0.976×.
 template <class V, int R, int NV, int EMax = 0>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
     static_assert(NV >= 1 && NV <= 3, "tile() runs 1 to 3 vectors");
+    if constexpr (R > kNarrowRows)
+        if (t.rows <= kNarrowRows && t.cols <= t.vectors * V::lanes) return tile_few_rows<V, R, NV>(t);
     if (t.vectors == NV) {
         if constexpr (EMax > 0)
             if (t.cols > NV * V::lanes) return tile_columns_past<V, R, NV, EMax>(t, t.cols - NV * V::lanes);

@@ -89,6 +89,10 @@ constexpr int kColumns = 4;
 /// Output channels per block of the direct convolution (layers/direct.hpp).
 constexpr int kDirectRows = 4;
 
+/// The panel height of Kernels::narrow_tile, and the rows a tile of a
+/// last panel sums when it has no more (tile() in kernel_body.hpp).
+constexpr int kNarrowRows = 4;
+
 /// One block of the direct convolution (contract: layers/direct.hpp):
 /// kDirectRows output channels × vectors·lanes consecutive flat positions
 /// p0, p0 + 1, … of the output, where flat position p is output row p / wq,
@@ -326,7 +330,6 @@ namespace resnet::detail {
 /// The GEMM micro-kernel of one instruction set and the layout it reads:
 /// A packed in panels of `rows` rows (pack_panels in gemm.hpp), B in strips
 /// of strip() = vectors·lanes columns.
-constexpr int kNarrowRows = 4;  // the panel height of Kernels::narrow_tile
 template <class T>
 struct Kernels {
     using Tile = void (*)(const TileArgs<T>&);
