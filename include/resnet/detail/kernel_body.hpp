@@ -295,18 +295,9 @@ RESNET_KERNEL_ATTR RESNET_ALWAYS_INLINE void tile_columns_past(const TileArgs<ty
     tile_past<V, R, NV, EMax>(t);
 }
 
-/// tile_n of kNarrowRows rows on a panel of R > kNarrowRows, for the
-/// last panel of a GEMM whose row count R does not divide: t.vectors is 1 … NV.
-template <class V, int R, int NV>
-RESNET_KERNEL_ATTR void tile_few_rows(const TileArgs<typename V::Scalar>& t) {
-    if constexpr (NV > 1)
-        if (t.vectors < NV) return tile_few_rows<V, R, NV - 1>(t);
-    tile_n<V, kNarrowRows, NV, 0, R>(t);
-}
-
 /// The micro-kernel entry (Kernels::tile): t.vectors is 1 … NV (NV ≤ 3);
 /// a tile of NV vectors takes up to EMax columns past them
-/// (t.cols ≤ NV·lanes + EMax; Kernels::columns_past).
+/// (t.cols ≤ NV·lanes + EMax; Kernels::columns_past); A in panels of RA rows.
 /// A tile of at most kNarrowRows rows (a last panel) sums only those: the
 /// same sums as the full tile's first rows, in the same order, so the same
 /// bits. ResNet's widths leave 4 rows of 6 (64, 256, 1024 channels) or 2
@@ -322,19 +313,19 @@ RESNET_KERNEL_ATTR void tile_few_rows(const TileArgs<typename V::Scalar>& t) {
 /// ResNet-50 0.969–0.989× the time at 1 thread and 0.966–0.993× at 2,
 /// ResNet-18 0.986× and 0.976×, ResNet-101 0.984× and 0.976× (20 pairs);
 /// the logits' bits unchanged.
-template <class V, int R, int NV, int EMax = 0>
+template <class V, int R, int NV, int EMax = 0, int RA = R>
 RESNET_KERNEL_ATTR void tile(const TileArgs<typename V::Scalar>& t) {
     static_assert(NV >= 1 && NV <= 3, "tile() runs 1 to 3 vectors");
     if constexpr (R > kNarrowRows)
-        if (t.rows <= kNarrowRows && t.cols <= t.vectors * V::lanes) return tile_few_rows<V, R, NV>(t);
+        if (t.rows <= kNarrowRows && t.cols <= t.vectors * V::lanes) return tile<V, kNarrowRows, NV, 0, R>(t);
     if (t.vectors == NV) {
         if constexpr (EMax > 0)
             if (t.cols > NV * V::lanes) return tile_columns_past<V, R, NV, EMax>(t, t.cols - NV * V::lanes);
-        return tile_n<V, R, NV>(t);
+        return tile_n<V, R, NV, 0, RA>(t);
     }
     if constexpr (NV == 3)
-        if (t.vectors == 2) return tile_n<V, R, 2>(t);
-    tile_n<V, R, 1>(t);
+        if (t.vectors == 2) return tile_n<V, R, 2, 0, RA>(t);
+    tile_n<V, R, 1, 0, RA>(t);
 }
 
 /// dst[j] = src[j] (+ res[j] if res is set), then max(0, ·) if relu, for
