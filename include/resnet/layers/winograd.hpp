@@ -409,7 +409,11 @@ void forward(const Plan& p, const T* u, const T* bias, const T* in, int n, T* ou
     T* v = base + (sides && side % 2 ? p.side1 : 0);
     const T* next_v = sides ? base + (side % 2 ? 0 : p.side1) : nullptr;
     T* items = base + p.v_chunk * p.chunks;
-    const int64_t in_plane = int64_t(p.cin) * p.h * p.w, out_plane = ol.span(p.cout, int64_t(p.h) * p.w, S);
+    // Images lie NCHW apart: a batch comes in planes only (Layout::Strips
+    // takes one image). Not ol.span(): for planes narrower than a strip
+    // that rounds up to one, and the next image's output started past the
+    // end of this one's (cout·h·w < S, e.g. 5 × 2×3 under AVX-512's 48).
+    const int64_t in_plane = int64_t(p.cin) * p.h * p.w, out_plane = int64_t(p.cout) * p.h * p.w;
     for (int img = 0; img < n; ++img) {
         const T* x = in + img * in_plane;
         pool.parallel_for(int64_t(p.chunks) * p.cin_blocks, [&](int64_t item) {
