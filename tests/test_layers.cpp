@@ -507,9 +507,11 @@ TEMPLATE_TEST_CASE("Conv2d Winograd: odd sizes, tiny inputs, batches, residual +
     // chunks of 77, the boundary in the middle of a tile row (F(2×2): 21×27
     // tiles, six chunks). 9×131: tile rows of 33 (F(4×4)) and 66 (F(2×2))
     // tiles, wider than a vector's 16 lanes (the row loads of row_patches).
+    // 2 × 2×1×3: a batch whose images' outputs (6 values) are narrower than
+    // any set's strip (8 to 48 columns).
     const Shape shapes[] = {{1, 3, 4, 1, 1},    {3, 4, 5, 2, 3},     {2, 5, 7, 5, 5},   {1, 7, 9, 13, 17},
                             {3, 17, 70, 9, 10}, {1, 33, 13, 41, 53}, {2, 6, 140, 4, 8}, {1, 2, 3, 3, 30},
-                            {1, 2, 3, 9, 131}};
+                            {1, 2, 3, 9, 131},  {2, 3, 2, 1, 3}};
     uint32_t seed = 1;
     for (const auto& s : shapes) {
         const Tensor<double> x = random_tensor<double>({s.n, s.cin, s.h, s.w}, seed++);
