@@ -254,7 +254,29 @@ private:
                 if (!b.exchanges_strips()) return false;
         return true;
     }
-    Layout block_layout() const { return exchanges_strips() ? Layout::Strips : Layout::Planes; }
+    /// The layout block b gives its output in, for an h×w input that comes
+    /// in `in`: an in-place block keeps its input's; the others Strips
+    /// where the blocks exchange them, unless b's last convolution would cut
+    /// the output into other strips in planes (Conv2d::cuts_alike) and the
+    /// output has fewer than 4 whole strips. In planes a last strip's few
+    /// columns join the one before it; in strips they run apart, a second
+    /// pass over every row of B for one strip's worth of work or less.
+    /// So under AVX-512 (48 columns, up to 4 joining) layer4 (7² = 48 + 1)
+    /// runs in planes, and under AVX2 (16, 1) layer4 (3·16 + 1); layer3
+    /// under AVX-512 (14² = 4·48 + 4) stays in strips: in planes, layer3.0's
+    /// and layer3.1's last 1×1s took 1.05–1.12× their time, the other
+    /// 1×1s 0.98–1.03×. ResNet-50, layer4 in
+    /// planes rather than strips (AVX-512, forward() calls alternating in
+    /// one process, 20 pairs, AMD EPYC family 26 model 2): its 1×1s but the
+    /// in-place last ones 0.82–0.87× their time, the network 0.990× at 1
+    /// thread and 0.983× at 2; ResNet-101 0.987× and 0.996×; under AVX2
+    /// (same CPU) ResNet-50 0.999× and 0.998×.
+    Layout block_layout(const ResidualBlock<T>& b, Layout in, int h, int w) const {
+        if (b.in_place()) return in;
+        const int64_t plane = int64_t(b.out_size(h)) * b.out_size(w);
+        const bool apart_is_cheap = plane >= 4 * detail::kernels<T>().strip() || b.convs().back().cuts_alike(plane);
+        return exchanges_strips() && apart_is_cheap ? Layout::Strips : Layout::Planes;
+    }
 
     /// A batch runs image by image through the whole network, so the
     /// workspace is one image's. Measured on ResNet-50 at 224², batch 8:
@@ -274,9 +296,10 @@ private:
         h = stem_.pool.out_size(sh), w = stem_.pool.out_size(sw);
         p.io[0] = int64_t(stem_.conv.out_channels()) * h * w;
         int x = 0;  // the io buffer that holds the block input, as in run_image
-        Layouts io{Layout::Planes, block_layout()};
+        Layouts io{Layout::Planes, Layout::Planes};
         for (const auto& stage : stages_)
             for (const auto& b : stage) {
+                io.out = block_layout(b, io.in, h, w);
                 const auto a = b.activation_sizes(h, w, io.out);
                 if (!b.in_place()) x = 1 - x;
                 p.io[x] = std::max(p.io[x], a.out);
@@ -330,10 +353,11 @@ private:
         lap("maxpool");
         h = stem_.pool.out_size(h), w = stem_.pool.out_size(w);
         T *x = ctx.io[0], *y = ctx.io[1];
-        Layouts io{Layout::Planes, block_layout()};
+        Layouts io{Layout::Planes, Layout::Planes};
         for (int s = 0; s < int(stages_.size()); ++s) {
             for (size_t b = 0; b < stages_[size_t(s)].size(); ++b) {
                 const auto& block = stages_[size_t(s)][b];
+                io.out = block_layout(block, io.in, h, w);
                 if (clock) clock->enter_block(s, int(b));
                 if (block.forward(x, h, w, y, ctx.scratch, ctx.pool, io) == y) std::swap(x, y);
                 io.in = io.out;

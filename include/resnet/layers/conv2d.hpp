@@ -180,10 +180,17 @@ public:
     /// (49 columns: the 49th in a tile of its own) 1.13× against 0.94×.
     bool hands_strips(int ho, int wo) const {
         if (!writes_strips() || wino_m_ == 4) return false;
-        if (wino_m_) return true;
+        return wino_m_ || cuts_alike(int64_t(ho) * wo);
+    }
+    /// Whether this layer's GEMM cuts an output of `plane` positions into
+    /// the same strips in either layout: in planes, a last strip of at most
+    /// Kernels::columns_past columns joins the one before it (gemm.hpp's
+    /// strip_count), which in strips it cannot, its columns lying a whole
+    /// strip block apart.
+    bool cuts_alike(int64_t plane) const {
         const auto& kern = detail::kernels<T>();
-        const int64_t plane = int64_t(ho) * wo, E = kern.columns_past_for(kern.panel_rows_for(group_out()));
-        return detail::strip_count(plane, strip(), int(E)) == strips(plane);
+        const int E = kern.columns_past_for(kern.panel_rows_for(group_out()));
+        return detail::strip_count(plane, strip(), E) == strips(plane);
     }
     /// Elements of one image's output for an h×w input, in `layout`.
     int64_t out_elements(int h, int w, Layout layout) const {
