@@ -264,13 +264,12 @@ private:
     /// So under AVX-512 (48 columns, up to 4 joining) layer4 (7² = 48 + 1)
     /// runs in planes, and under AVX2 (16, 1) layer4 (3·16 + 1); layer3
     /// under AVX-512 (14² = 4·48 + 4) stays in strips: in planes, layer3.0's
-    /// and layer3.1's last 1×1s took 1.05–1.12× their time, the other
-    /// 1×1s 0.98–1.03×. ResNet-50, layer4 in
-    /// planes rather than strips (AVX-512, forward() calls alternating in
-    /// one process, 20 pairs, AMD EPYC family 26 model 2): its 1×1s but the
-    /// in-place last ones 0.82–0.87× their time, the network 0.990× at 1
-    /// thread and 0.983× at 2; ResNet-101 0.987× and 0.996×; under AVX2
-    /// (same CPU) ResNet-50 0.999× and 0.998×.
+    /// and layer3.1's last 1×1s took 1.05–1.12× their time, the other 1×1s
+    /// 0.98–1.03×. ResNet-50, layer4 in planes rather than strips (AVX-512,
+    /// forward() calls alternating in one process, 20 pairs, AMD EPYC family
+    /// 26 model 2): its 1×1s but the in-place last ones 0.82–0.87× their
+    /// time, the network 0.990× at 1 thread and 0.983× at 2; ResNet-101
+    /// 0.987× and 0.996×; under AVX2 (same CPU) ResNet-50 0.999× and 0.998×.
     Layout block_layout(const ResidualBlock<T>& b, Layout in, int h, int w) const {
         if (b.in_place()) return in;
         const int64_t plane = int64_t(b.out_size(h)) * b.out_size(w);
