@@ -269,7 +269,9 @@ private:
     /// forward() calls alternating in one process, 20 pairs, AMD EPYC family
     /// 26 model 2): its 1×1s but the in-place last ones 0.82–0.87× their
     /// time, the network 0.990× at 1 thread and 0.983× at 2; ResNet-101
-    /// 0.987× and 0.996×; under AVX2 (same CPU) ResNet-50 0.999× and 0.998×.
+    /// 0.987× and 0.996×, Wide ResNet-50-2 0.990× and 0.980×,
+    /// ResNeXt-50 32×4d 0.972× and 0.981× (15 pairs); under AVX2 (same
+    /// CPU) ResNet-50 0.999× and 0.998×.
     Layout block_layout(const ResidualBlock<T>& b, Layout in, int h, int w) const {
         if (b.in_place()) return in;
         const int64_t plane = int64_t(b.out_size(h)) * b.out_size(w);
