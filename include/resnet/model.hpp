@@ -255,8 +255,9 @@ private:
         return true;
     }
     /// The layout block b gives its output in, for an h×w input that comes
-    /// in `in`: an in-place block keeps its input's; the others Strips
-    /// where the blocks exchange them, unless b's last convolution would cut
+    /// in `in`, when `exchange` = exchanges_strips() (asked once per
+    /// network, not per block): an in-place block keeps its input's; the
+    /// others Strips where the blocks exchange them, unless b's last convolution would cut
     /// the output into other strips in planes (Conv2d::cuts_alike) and the
     /// output has fewer than 4 whole strips. In planes a last strip's few
     /// columns join the one before it; in strips they run apart, a second
@@ -272,11 +273,12 @@ private:
     /// 0.987× and 0.996×, Wide ResNet-50-2 0.990× and 0.980×,
     /// ResNeXt-50 32×4d 0.972× and 0.981× (15 pairs); under AVX2 (same
     /// CPU) ResNet-50 0.999× and 0.998×.
-    Layout block_layout(const ResidualBlock<T>& b, Layout in, int h, int w) const {
+    static Layout block_layout(const ResidualBlock<T>& b, Layout in, int h, int w, bool exchange) {
         if (b.in_place()) return in;
+        if (!exchange) return Layout::Planes;
         const int64_t plane = int64_t(b.out_size(h)) * b.out_size(w);
         const bool apart_is_cheap = plane >= 4 * detail::kernels<T>().strip() || b.convs().back().cuts_alike(plane);
-        return exchanges_strips() && apart_is_cheap ? Layout::Strips : Layout::Planes;
+        return apart_is_cheap ? Layout::Strips : Layout::Planes;
     }
 
     /// A batch runs image by image through the whole network, so the
@@ -298,9 +300,10 @@ private:
         p.io[0] = int64_t(stem_.conv.out_channels()) * h * w;
         int x = 0;  // the io buffer that holds the block input, as in run_image
         Layouts io{Layout::Planes, Layout::Planes};
+        const bool exchange = exchanges_strips();
         for (const auto& stage : stages_)
             for (const auto& b : stage) {
-                io.out = block_layout(b, io.in, h, w);
+                io.out = block_layout(b, io.in, h, w, exchange);
                 const auto a = b.activation_sizes(h, w, io.out);
                 if (!b.in_place()) x = 1 - x;
                 p.io[x] = std::max(p.io[x], a.out);
@@ -355,10 +358,11 @@ private:
         h = stem_.pool.out_size(h), w = stem_.pool.out_size(w);
         T *x = ctx.io[0], *y = ctx.io[1];
         Layouts io{Layout::Planes, Layout::Planes};
+        const bool exchange = exchanges_strips();
         for (int s = 0; s < int(stages_.size()); ++s) {
             for (size_t b = 0; b < stages_[size_t(s)].size(); ++b) {
                 const auto& block = stages_[size_t(s)][b];
-                io.out = block_layout(block, io.in, h, w);
+                io.out = block_layout(block, io.in, h, w, exchange);
                 if (clock) clock->enter_block(s, int(b));
                 if (block.forward(x, h, w, y, ctx.scratch, ctx.pool, io) == y) std::swap(x, y);
                 io.in = io.out;
