@@ -2,7 +2,9 @@
 // optimized kernel against its naive oracle.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <random>
 
@@ -111,6 +113,44 @@ TEST_CASE("WeightArena: carved tensors are aligned, apart, outlive the arena, an
     CHECK(copy[599999] == float(600000 + 599999));
     CHECK(kept[1][99999] == float(100000 + 99999));
 }
+
+#if defined(__linux__)
+namespace {
+/// The VmFlags of the mapping holding `p` (/proc/self/smaps), e.g. "rd wr mr mw me ac nh".
+std::string vm_flags(const void* p) {
+    std::ifstream smaps("/proc/self/smaps");
+    bool inside = false;
+    for (std::string line; std::getline(smaps, line);) {
+        unsigned long lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' '))
+            inside = lo <= uintptr_t(p) && uintptr_t(p) < hi;
+        else if (inside && line.rfind("VmFlags:", 0) == 0)
+            return line.substr(8) + " ";
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("WeightArena: once huge pages have been slow to fault in, carved tensors take small pages", "[tensor]") {
+    auto& choice = resnet::detail::page_choice();
+    choice.reset(resnet::detail::PageChoice::Small);
+    resnet::detail::ThreadPool pool(2, false);
+    Tensor<float> t;
+    {
+        resnet::detail::WeightArena arena(&pool, 4 << 20);
+        t = arena.tensor<float>({3 << 20});
+    }
+    choice.reset();
+    std::iota(t.begin(), t.end(), 0.f);
+    CHECK(t[(3 << 20) - 1] == float((3 << 20) - 1));
+    for (const float* p : {t.data(), t.data() + (3 << 20) - 1}) {
+        const std::string flags = vm_flags(p);
+        INFO("VmFlags:" << flags);
+        CHECK(flags.find(" hg ") == std::string::npos);
+        CHECK(flags.find(" nh ") != std::string::npos);
+    }
+}
+#endif
 
 TEST_CASE("naive conv oracle matches PyTorch", "[layers]") {
     for (int i = 0; i < case_count("conv"); ++i) {

@@ -4,6 +4,8 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -58,10 +60,79 @@ inline void populate_pages(void* p, size_t bytes) {
 #endif
 }
 
-/// Marks [p, p + bytes) for transparent huge pages (where the kernel has them).
+/// Which pages the loader faults memory in as (detail/populate.hpp decides):
+/// huge pages until kSlowHuge of them took longer than kSlowHugeFault, then
+/// one trial huge page's worth of small pages, and small pages from then on
+/// if the trial took less than half a slow huge page's time; else huge
+/// pages for good.
+///
+/// Why: in a VM that hands the guest's free memory back to its host (free
+/// page reporting), a huge page comes from a large free block, which the
+/// host may no longer back. In one such VM (AMD EPYC family 25 model 17,
+/// Firecracker, reporting order 11) a 2 MiB huge page faulted in in 0.2 ms
+/// where the host still backed it and in 4–7 ms where not, while 150 MiB
+/// of small pages, taken from smaller free blocks, took 56–81 ms.
+/// ResNet-50's load, fresh processes 4 s apart (alternating with the build
+/// before): 339–475 → 137–194 ms at 1 thread (6 rounds), 250–303 →
+/// 121–136 ms at 2 (4 rounds). What it costs such a process: weights in
+/// small pages took forward() 1.028× the time at 1 thread and 1.016× at 2
+/// (two models in one process, calls alternating, medians of 30 pairs'
+/// ratios). In another (AMD EPYC family 26 model 2, Firecracker) small
+/// pages faulted in slower than huge ones (140 MiB: 412–418 against
+/// 207–257 ms), which the trial finds; where huge pages fault in fast
+/// (bare metal, backed memory) nothing changes.
+class PageChoice {
+public:
+    enum Mode { Huge, Trial, Small, HugeForGood };
+    static constexpr int kSlowHuge = 2;
+
+    Mode mode() const { return Mode(mode_.load(std::memory_order_relaxed)); }
+    /// Counts a huge page's fault time; the kSlowHuge-th slow one starts the trial.
+    void huge_took(std::chrono::nanoseconds t, std::chrono::nanoseconds slow) {
+        if (t <= slow) return;
+        const int counted = slow_count_.fetch_add(1);
+        if (counted >= kSlowHuge) return;
+        slow_ns_ += t.count();
+        if (counted + 1 == kSlowHuge) set(Huge, Trial);
+    }
+    /// The trial's time: small pages for good if under half a slow huge page's.
+    void trial_took(std::chrono::nanoseconds t) {
+        set(Trial, t.count() * 2 * kSlowHuge < slow_ns_.load() ? Small : HugeForGood);
+    }
+    /// For tests: back to `m` with nothing counted.
+    void reset(Mode m = Huge) {
+        slow_count_ = 0, slow_ns_ = 0;
+        mode_ = m;
+    }
+
+private:
+    void set(Mode from, Mode to) {
+        int expected = from;
+        mode_.compare_exchange_strong(expected, to);
+    }
+    std::atomic<int> mode_{Huge}, slow_count_{0};
+    std::atomic<int64_t> slow_ns_{0};
+};
+
+inline PageChoice& page_choice() {
+    static PageChoice choice;
+    return choice;
+}
+
+/// Marks [p, p + bytes) for transparent huge pages (where the kernel has them),
+/// unless small pages have been chosen (PageChoice).
 inline void advise_huge_pages(void* p, size_t bytes) {
 #if defined(MADV_HUGEPAGE)
-    ::madvise(p, bytes, MADV_HUGEPAGE);
+    if (page_choice().mode() != PageChoice::Small) ::madvise(p, bytes, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+/// Takes back advise_huge_pages() for [p, p + bytes) (whole huge pages, not yet faulted in).
+inline void forgo_huge_pages(void* p, size_t bytes) {
+#if defined(MADV_NOHUGEPAGE)
+    ::madvise(p, bytes, MADV_NOHUGEPAGE);
 #else
     (void)p, (void)bytes;
 #endif

@@ -3,6 +3,7 @@
 // their weights out (Winograd transforms, GEMM panels, direct blocks) item
 // by item, into memory faulted in on every thread.
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <utility>
 
@@ -20,16 +21,33 @@ void run_items(ThreadPool* pool, int64_t count, const F& fn) {
 }
 
 constexpr size_t kHugePage = size_t(2) << 20;
+constexpr std::chrono::microseconds kSlowHugeFault{2000};
 
 /// bytes rounded up to whole huge pages.
 inline size_t whole_huge_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
+/// Faults in [p, p + bytes) (at most one huge page, kHugePage-aligned) as a
+/// huge page or as small pages, as page_choice() says, timing it while
+/// that is undecided.
+inline void populate_huge_page(char* p, size_t bytes) {
+    PageChoice& choice = page_choice();
+    const PageChoice::Mode mode = choice.mode();
+    if (mode == PageChoice::Trial || mode == PageChoice::Small) forgo_huge_pages(p, bytes);
+    const bool timed = bytes == kHugePage && (mode == PageChoice::Huge || mode == PageChoice::Trial);
+    const auto start = std::chrono::steady_clock::now();
+    populate_pages(p, bytes);
+    if (!timed) return;
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (mode == PageChoice::Huge) choice.huge_took(took, kSlowHugeFault);
+    else choice.trial_took(took);
+}
+
 /// Faults in [base, base + bytes) on the pool's threads (or the calling
-/// thread), one 2 MiB huge page per item. In a VM that reports free memory
-/// to its host (virtio-balloon free page reporting, as here), a fresh huge
-/// page is backed by the host on its first fault, 3–4 ms each, and
-/// ResNet-50's load writes ~145 MiB of them; two threads faulted 150 MiB in
-/// 120–143 ms, one in 288–299. ResNet-50's load in fresh processes
+/// thread), one 2 MiB huge page per item (populate_huge_page). In a VM that
+/// reports free memory to its host (virtio-balloon free page reporting), a
+/// fresh huge page may have to be backed by the host on its first fault,
+/// 3–7 ms each (PageChoice), and ResNet-50's load writes ~145 MiB; in one
+/// such VM two threads faulted 150 MiB in 120–143 ms, one in 288–299. ResNet-50's load in fresh processes
 /// (medians of 6 interleaved rounds, AMD EPYC family 26 model 2,
 /// Firecracker VM): 2 threads 313 → 196 ms with the layouts and their
 /// pages on the pool (and the reads in runs, safetensors.hpp), 1 thread
@@ -37,7 +55,7 @@ inline size_t whole_huge_pages(size_t bytes) { return (bytes + kHugePage - 1) / 
 inline void populate_on(ThreadPool* pool, char* base, size_t bytes) {
     run_items(pool, int64_t(whole_huge_pages(bytes) / kHugePage), [&](int64_t i) {
         const size_t begin = size_t(i) * kHugePage;
-        populate_pages(base + begin, std::min(kHugePage, bytes - begin));
+        populate_huge_page(base + begin, std::min(kHugePage, bytes - begin));
     });
 }
 
