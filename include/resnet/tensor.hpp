@@ -61,7 +61,7 @@ inline void populate_pages(void* p, size_t bytes) {
 }
 
 /// Which pages the loader faults memory in as (detail/populate.hpp decides):
-/// huge pages until kSlowHuge of them took longer than kSlowHugeFault, then
+/// huge pages until kSlowHuge of them took longer than kSlowFault each, then
 /// one trial huge page's worth of small pages, and small pages from then on
 /// if the trial took less than half a slow huge page's time; else huge
 /// pages for good.
@@ -85,11 +85,12 @@ class PageChoice {
 public:
     enum Mode { Huge, Trial, Small, HugeForGood };
     static constexpr int kSlowHuge = 2;
+    static constexpr std::chrono::microseconds kSlowFault{2000};  // 10× a backed huge page's
 
     Mode mode() const { return Mode(mode_.load(std::memory_order_relaxed)); }
     /// Counts a huge page's fault time; the kSlowHuge-th slow one starts the trial.
-    void huge_took(std::chrono::nanoseconds t, std::chrono::nanoseconds slow) {
-        if (t <= slow) return;
+    void huge_took(std::chrono::nanoseconds t) {
+        if (t <= kSlowFault) return;
         const int counted = slow_count_.fetch_add(1);
         if (counted >= kSlowHuge) return;
         slow_ns_ += t.count();

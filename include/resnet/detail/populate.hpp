@@ -21,7 +21,6 @@ void run_items(ThreadPool* pool, int64_t count, const F& fn) {
 }
 
 constexpr size_t kHugePage = size_t(2) << 20;
-constexpr std::chrono::microseconds kSlowHugeFault{2000};
 
 /// bytes rounded up to whole huge pages.
 inline size_t whole_huge_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
@@ -38,7 +37,7 @@ inline void populate_huge_page(char* p, size_t bytes) {
     populate_pages(p, bytes);
     if (!timed) return;
     const auto took = std::chrono::steady_clock::now() - start;
-    if (mode == PageChoice::Huge) choice.huge_took(took, kSlowHugeFault);
+    if (mode == PageChoice::Huge) choice.huge_took(took);
     else choice.trial_took(took);
 }
 
@@ -47,11 +46,11 @@ inline void populate_huge_page(char* p, size_t bytes) {
 /// reports free memory to its host (virtio-balloon free page reporting), a
 /// fresh huge page may have to be backed by the host on its first fault,
 /// 3–7 ms each (PageChoice), and ResNet-50's load writes ~145 MiB; in one
-/// such VM two threads faulted 150 MiB in 120–143 ms, one in 288–299. ResNet-50's load in fresh processes
-/// (medians of 6 interleaved rounds, AMD EPYC family 26 model 2,
-/// Firecracker VM): 2 threads 313 → 196 ms with the layouts and their
-/// pages on the pool (and the reads in runs, safetensors.hpp), 1 thread
-/// 321 → 285 ms from the reads alone.
+/// such VM two threads faulted 150 MiB in 120–143 ms, one in 288–299.
+/// ResNet-50's load in fresh processes (medians of 6 interleaved rounds,
+/// AMD EPYC family 26 model 2, Firecracker VM): 2 threads 313 → 196 ms
+/// with the layouts and their pages on the pool (and the reads in runs,
+/// safetensors.hpp), 1 thread 321 → 285 ms from the reads alone.
 inline void populate_on(ThreadPool* pool, char* base, size_t bytes) {
     run_items(pool, int64_t(whole_huge_pages(bytes) / kHugePage), [&](int64_t i) {
         const size_t begin = size_t(i) * kHugePage;

@@ -14,7 +14,8 @@ namespace resnet::detail {
 
 /// Where the layers lay their weights out at load (Conv2d's constructor and
 /// the layout functions it calls): arrays carved one after another from
-/// 2 MiB-aligned reservations of address space in transparent huge pages,
+/// 2 MiB-aligned reservations of address space in transparent huge pages
+/// (small pages where those fault in slowly: PageChoice, tensor.hpp),
 /// faulted in on the loader's pool as the carving reaches them; without a
 /// pool, on the calling thread.
 ///
