@@ -678,6 +678,36 @@ TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by la
     CHECK(max_abs_diff(run_conv(copy, x, 1), run_conv(auto3x3, x, 1)) == 0.0);
 }
 
+TEST_CASE("RESNET_HUGE_PAGES sets the page choice; an unknown setting is a one-line error", "[tensor]") {
+    using resnet::detail::PageChoice;
+    const char* saved = std::getenv("RESNET_HUGE_PAGES");
+    const std::string restore = saved ? saved : "";
+    const auto choose = [](const char* value) {
+        setenv("RESNET_HUGE_PAGES", value, 1);
+        return resnet::detail::choose_page_mode();
+    };
+    CHECK(choose("") == PageChoice::Huge);
+    CHECK(choose("auto") == PageChoice::Huge);
+    CHECK(choose("always") == PageChoice::HugeForGood);
+    CHECK(choose("never") == PageChoice::Small);
+    CHECK_THROWS_WITH(choose("sometimes"), Catch::Contains("RESNET_HUGE_PAGES=sometimes") &&
+                                               Catch::Contains("expected auto, always or never"));
+    setenv("RESNET_HUGE_PAGES", restore.c_str(), 1);
+    // Measured choices: two slow huge pages start a trial, which decides.
+    PageChoice slow_host, fast_small;
+    for (PageChoice* c : {&slow_host, &fast_small}) {
+        c->huge_took(std::chrono::microseconds(300));
+        CHECK(c->mode() == PageChoice::Huge);
+        c->huge_took(std::chrono::milliseconds(6));
+        c->huge_took(std::chrono::milliseconds(5));
+        CHECK(c->mode() == PageChoice::Trial);
+    }
+    slow_host.trial_took(std::chrono::milliseconds(4));
+    fast_small.trial_took(std::chrono::milliseconds(1));
+    CHECK(slow_host.mode() == PageChoice::HugeForGood);
+    CHECK(fast_small.mode() == PageChoice::Small);
+}
+
 TEST_CASE("RESNET_ISA picks the float kernels; unknown or unsupported sets are one-line errors", "[layers]") {
     using resnet::detail::Isa;
     const char* saved = std::getenv("RESNET_ISA");

@@ -12,6 +12,7 @@
 #include <memory>
 #include <new>
 #include <numeric>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -64,7 +65,8 @@ inline void populate_pages(void* p, size_t bytes) {
 /// huge pages until kSlowHuge of them took longer than kSlowFault each, then
 /// one trial huge page's worth of small pages, and small pages from then on
 /// if the trial took less than half a slow huge page's time; else huge
-/// pages for good.
+/// pages for good. RESNET_HUGE_PAGES=always|never sets the choice instead
+/// (choose_page_mode).
 ///
 /// Why: in a VM that hands the guest's free memory back to its host (free
 /// page reporting), a huge page comes from a large free block, which the
@@ -86,6 +88,8 @@ public:
     enum Mode { Huge, Trial, Small, HugeForGood };
     static constexpr int kSlowHuge = 2;
     static constexpr std::chrono::microseconds kSlowFault{2000};  // 10× a backed huge page's
+
+    explicit PageChoice(Mode start = Huge) : mode_(start) {}
 
     Mode mode() const { return Mode(mode_.load(std::memory_order_relaxed)); }
     /// Counts a huge page's fault time; the kSlowHuge-th slow one starts the trial.
@@ -111,12 +115,25 @@ private:
         int expected = from;
         mode_.compare_exchange_strong(expected, to);
     }
-    std::atomic<int> mode_{Huge}, slow_count_{0};
+    std::atomic<int> mode_, slow_count_{0};
     std::atomic<int64_t> slow_ns_{0};
 };
 
+/// RESNET_HUGE_PAGES: "always" (huge pages, not measured), "never" (small
+/// pages), or unset, empty or "auto" (measured, as above); anything else
+/// is an Error.
+inline PageChoice::Mode choose_page_mode() {
+    const char* env = std::getenv("RESNET_HUGE_PAGES");
+    const std::string setting = env ? env : "";
+    if (setting.empty() || setting == "auto") return PageChoice::Huge;
+    if (setting == "always") return PageChoice::HugeForGood;
+    if (setting == "never") return PageChoice::Small;
+    fail("RESNET_HUGE_PAGES=", setting, ": unknown setting (expected auto, always or never)");
+}
+
+/// The process's choice, started from RESNET_HUGE_PAGES at the first call.
 inline PageChoice& page_choice() {
-    static PageChoice choice;
+    static PageChoice choice(choose_page_mode());
     return choice;
 }
 
