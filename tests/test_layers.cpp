@@ -678,13 +678,27 @@ TEST_CASE("Conv2d algorithm choice: Auto picks direct or the Winograd tile by la
     CHECK(max_abs_diff(run_conv(copy, x, 1), run_conv(auto3x3, x, 1)) == 0.0);
 }
 
+namespace {
+/// choose() with environment variable `name` set to `value`, restored after
+/// (to "" if it was unset).
+template <class F>
+auto with_env(const char* name, const char* value, const F& choose) {
+    struct Restore {
+        const char* name;
+        std::string value;
+        ~Restore() { setenv(name, value.c_str(), 1); }
+    };
+    const char* saved = std::getenv(name);
+    const Restore restore{name, saved ? saved : ""};
+    setenv(name, value, 1);
+    return choose();
+}
+}  // namespace
+
 TEST_CASE("RESNET_HUGE_PAGES sets the page choice; an unknown setting is a one-line error", "[tensor]") {
     using resnet::detail::PageChoice;
-    const char* saved = std::getenv("RESNET_HUGE_PAGES");
-    const std::string restore = saved ? saved : "";
     const auto choose = [](const char* value) {
-        setenv("RESNET_HUGE_PAGES", value, 1);
-        return resnet::detail::choose_page_mode();
+        return with_env("RESNET_HUGE_PAGES", value, resnet::detail::choose_page_mode);
     };
     CHECK(choose("") == PageChoice::Huge);
     CHECK(choose("auto") == PageChoice::Huge);
@@ -692,7 +706,6 @@ TEST_CASE("RESNET_HUGE_PAGES sets the page choice; an unknown setting is a one-l
     CHECK(choose("never") == PageChoice::Small);
     CHECK_THROWS_WITH(choose("sometimes"), Catch::Contains("RESNET_HUGE_PAGES=sometimes") &&
                                                Catch::Contains("expected auto, always or never"));
-    setenv("RESNET_HUGE_PAGES", restore.c_str(), 1);
     // Measured choices: two slow huge pages start a trial, which decides.
     PageChoice slow_host, fast_small;
     for (PageChoice* c : {&slow_host, &fast_small}) {
@@ -710,12 +723,7 @@ TEST_CASE("RESNET_HUGE_PAGES sets the page choice; an unknown setting is a one-l
 
 TEST_CASE("RESNET_ISA picks the float kernels; unknown or unsupported sets are one-line errors", "[layers]") {
     using resnet::detail::Isa;
-    const char* saved = std::getenv("RESNET_ISA");
-    const std::string restore = saved ? saved : "";
-    const auto choose = [](const char* value) {
-        setenv("RESNET_ISA", value, 1);
-        return resnet::detail::choose_isa();
-    };
+    const auto choose = [](const char* value) { return with_env("RESNET_ISA", value, resnet::detail::choose_isa); };
     CHECK(choose("") == resnet::detail::best_isa());
     CHECK(choose("portable") == Isa::Portable);
     for (Isa isa : {Isa::Sse2, Isa::Avx2, Isa::Avx512}) {
@@ -729,7 +737,6 @@ TEST_CASE("RESNET_ISA picks the float kernels; unknown or unsupported sets are o
     }
     CHECK_THROWS_WITH(choose("avx1024"), Catch::Contains("RESNET_ISA=avx1024") && Catch::Contains("unknown") &&
                                              Catch::Contains("avx512"));
-    setenv("RESNET_ISA", restore.c_str(), 1);
     // This process runs the set chosen at its first kernel call, and says which.
     CHECK(resnet::detail::kernels<float>().isa == resnet::detail::active_isa());
     CHECK_THAT(resnet::kernel_info(), Catch::StartsWith(resnet::detail::isa_name(resnet::detail::active_isa())));
