@@ -133,6 +133,7 @@ std::string vm_flags(const void* p) {
 
 TEST_CASE("WeightArena: once huge pages have been slow to fault in, carved tensors take small pages", "[tensor]") {
     auto& choice = resnet::detail::page_choice();
+    const auto before = choice.mode();
     choice.reset(resnet::detail::PageChoice::Small);
     resnet::detail::ThreadPool pool(2, false);
     Tensor<float> t;
@@ -140,7 +141,7 @@ TEST_CASE("WeightArena: once huge pages have been slow to fault in, carved tenso
         resnet::detail::WeightArena arena(&pool, 4 << 20);
         t = arena.tensor<float>({3 << 20});
     }
-    choice.reset();
+    choice.reset(before);
     std::iota(t.begin(), t.end(), 0.f);
     CHECK(t[(3 << 20) - 1] == float((3 << 20) - 1));
     for (const float* p : {t.data(), t.data() + (3 << 20) - 1}) {

@@ -25,9 +25,9 @@ constexpr size_t kHugePage = size_t(2) << 20;
 /// bytes rounded up to whole huge pages.
 inline size_t whole_huge_pages(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
-/// Faults in [p, p + bytes) (at most one huge page, kHugePage-aligned) as a
-/// huge page or as small pages, as page_choice() says, timing it while
-/// that is undecided.
+/// Faults in [p, p + bytes) (at most kHugePage bytes; a huge page where
+/// aligned and marked for one) as a huge page or as small pages, as
+/// page_choice() says, timing a whole kHugePage while that is undecided.
 inline void populate_huge_page(char* p, size_t bytes) {
     PageChoice& choice = page_choice();
     const PageChoice::Mode mode = choice.mode();
