@@ -1,8 +1,8 @@
 // bench/benchmark: times ResNet<float>::forward() on one N×3×S×S batch.
 //
 //   benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T]
-//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]
-//             [--serve]
+//             [--iters K] [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--peak]
+//             [--json] [--serve]
 //
 // Runs W untimed forward() calls, then K timed ones, and reports the median,
 // min and max ms per batch, ms per image, effective GFLOP/s (conv + fc
@@ -12,7 +12,8 @@
 // fixed seed, or --input: raw float32 in native byte order (numpy's tofile()).
 // --logits writes the last forward()'s N×classes logits the same way.
 // --profile then times each layer inside K more forward() calls (see
-// profile_layers); --layers each convolution alone (see time_layers).
+// profile_layers); --layers each convolution alone (see time_layers);
+// --peak each instruction set's FMA peak and micro-kernel rate (see peaks).
 // --serve keeps the warm model for bench/compare.py --paired (see serve).
 // Exit status: 0 success, 2 bad arguments, 1 any other failure.
 #include <resnet/resnet.hpp>
@@ -35,12 +36,16 @@
 #include <string>
 #include <vector>
 
+#if RESNET_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
 namespace {
 
 const char* const kUsage =
     "usage: benchmark (--weights FILE | --arch NAME --random) [--batch N] [--threads T] [--iters K]\n"
-    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--json]\n"
-    "                 [--serve]\n"
+    "                 [--warmup W] [--size S] [--input FILE] [--logits FILE] [--profile] [--layers] [--peak]\n"
+    "                 [--json] [--serve]\n"
     "  --batch N      images per forward() (default 1)\n"
     "  --threads T    threads per forward(); 0 = all cores (default 0)\n"
     "  --iters K      timed forward() calls (default 10)\n"
@@ -50,6 +55,8 @@ const char* const kUsage =
     "  --logits FILE  write the logits of the last call as raw float32\n"
     "  --profile      then time each layer inside K more forward() calls (median ms per batch)\n"
     "  --layers       then time each convolution alone, batch 1, W warm-up + K timed calls\n"
+    "  --peak         then, for each instruction set this CPU runs, one thread's GFLOP/s on a loop of\n"
+    "                 register-only FMAs and on the GEMM micro-kernel with its operands in L1\n"
     "  --json         print one JSON object instead of text\n"
     "  --serve        after the warm-up, print 'ready'; then for each count n read from stdin,\n"
     "                 time n forward() calls and print their ms on one line (no report)\n";
@@ -60,7 +67,7 @@ struct UsageError : std::runtime_error {
 
 struct Args {
     std::string weights, arch, input, logits;
-    bool random = false, json = false, layers = false, profile = false, serve = false;
+    bool random = false, json = false, layers = false, profile = false, peak = false, serve = false;
     int batch = 1, threads = 0, iters = 10, warmup = 2, size = 224;
 };
 
@@ -93,7 +100,7 @@ Args parse_args(int argc, char** argv) {
     };
     const std::map<std::string, bool*> switches = {
         {"--random", &a.random}, {"--json", &a.json}, {"--layers", &a.layers}, {"--profile", &a.profile},
-        {"--serve", &a.serve}};
+        {"--peak", &a.peak}, {"--serve", &a.serve}};
     for (int i = 1; i < argc; ++i) {
         const std::string flag = argv[i];
         if (flag == "-h" || flag == "--help") {
@@ -285,6 +292,102 @@ void print_layers(const nlohmann::json& rows, int iters) {
     std::cout << "    sum " << std::setprecision(2) << sum << " ms\n";
 }
 
+/// GFLOP/s of `call` (which does `flops` each time) on this thread: the
+/// best of 9 runs, each of as many calls as take ≥ 10 ms.
+template <class F>
+double best_rate(double flops, const F& call) {
+    const auto time_calls = [&](int calls) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < calls; ++i) call();
+        return ms_since(t0);
+    };
+    int calls = 1;
+    while (time_calls(calls) < 10) calls *= 2;
+    double best = std::numeric_limits<double>::infinity();
+    for (int run = 0; run < 9; ++run) best = std::min(best, time_calls(calls));
+    return flops * calls / (best * 1e6);
+}
+
+#if RESNET_X86_DISPATCH
+/// The FMA peak: `steps` passes over kChains accumulators held in registers,
+/// each a·m + b (under SSE2, which has no FMA, a multiply and an add), no
+/// memory operand. 12 chains cover 4 cycles of latency at 2 FMAs a cycle
+/// and leave the two constants room in 16 registers. Returns a sum of the
+/// accumulators so that the loop is not optimized away.
+constexpr int kChains = 12;
+#define RESNET_BENCH_FMA_LOOP(name, tgt, Vec, lanes, set1, madd, add, store)     \
+    __attribute__((target(tgt))) float name(int64_t steps) {                     \
+        Vec acc[kChains];                                                         \
+        for (int i = 0; i < kChains; ++i) acc[i] = set1(float(i));                \
+        const Vec m = set1(0.999999f), b = set1(1e-6f);                           \
+        for (int64_t s = 0; s < steps; ++s)                                       \
+            _Pragma("GCC unroll 12") for (int i = 0; i < kChains; ++i) acc[i] = madd(acc[i], m, b); \
+        for (int i = 1; i < kChains; ++i) acc[0] = add(acc[0], acc[i]);           \
+        float out[lanes];                                                         \
+        store(out, acc[0]);                                                       \
+        return out[0];                                                            \
+    }
+#define RESNET_BENCH_SSE2_MADD(a, m, b) _mm_add_ps(_mm_mul_ps(a, m), b)
+RESNET_BENCH_FMA_LOOP(fma_loop_sse2, "sse2", __m128, 4, _mm_set1_ps, RESNET_BENCH_SSE2_MADD, _mm_add_ps, _mm_storeu_ps)
+RESNET_BENCH_FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, 8, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
+                      _mm256_storeu_ps)
+RESNET_BENCH_FMA_LOOP(fma_loop_avx512, "avx512f", __m512, 16, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+                      _mm512_storeu_ps)
+#undef RESNET_BENCH_FMA_LOOP
+#undef RESNET_BENCH_SSE2_MADD
+
+/// The micro-kernel's rate where memory cannot hold it back: one panel of
+/// A × one strip of B, k = the set's depth, both a few KB and in L1, summed
+/// into the same tile of C on every call (as k blocks after the first are).
+double tile_gflops(const resnet::detail::Kernels<float>& kern) {
+    const int64_t k = kern.depth, S = kern.strip();
+    std::vector<float> a(size_t(k * kern.rows), 0.5f), b(size_t(k * S), 0.25f), c(size_t(kern.rows * S));
+    const resnet::detail::TileArgs<float> t{k, a.data(), b.data(), S, kern.vectors, c.data(), S, kern.rows, int(S),
+                                            true, nullptr, nullptr, false};
+    return best_rate(2.0 * k * kern.rows * S, [&] { kern.tile(t); });
+}
+
+/// --peak: for each instruction set of the x86 kernels this CPU runs, one
+/// thread's GFLOP/s on the FMA loop above (the peak the README's fractions
+/// refer to) and on the set's GEMM micro-kernel (tile_gflops). The network
+/// runs the set kernel_info() names.
+nlohmann::json peaks() {
+    using resnet::detail::Isa;
+    struct Set {
+        Isa isa;
+        float (*loop)(int64_t);
+    };
+    const Set sets[] = {{Isa::Sse2, fma_loop_sse2}, {Isa::Avx2, fma_loop_avx2}, {Isa::Avx512, fma_loop_avx512}};
+    nlohmann::json rows = nlohmann::json::array();
+    for (const Set& set : sets) {
+        if (!resnet::detail::isa_supported(set.isa)) continue;
+        const auto kern = resnet::detail::kernels_for<float>(set.isa);
+        constexpr int64_t kSteps = 1 << 16;
+        volatile float sink = 0;
+        const double fma = best_rate(2.0 * kern.lanes * kChains * kSteps, [&] { sink = sink + set.loop(kSteps); });
+        rows.push_back({{"isa", resnet::detail::isa_name(set.isa)},
+                        {"fma_gflops", fma},
+                        {"tile", std::to_string(kern.rows) + "x" + std::to_string(kern.strip())},
+                        {"tile_gflops", tile_gflops(kern)}});
+    }
+    return rows;
+}
+#else
+nlohmann::json peaks() { return nlohmann::json::array(); }
+#endif
+
+void print_peaks(const nlohmann::json& rows) {
+    std::cout << "  peak        one thread, best of 9 runs:\n";
+    if (rows.empty()) std::cout << "    (portable kernels only: no per-set loop in this build)\n";
+    for (const auto& r : rows) {
+        const double fma = r["fma_gflops"].get<double>(), tile = r["tile_gflops"].get<double>();
+        std::cout << "    " << std::left << std::setw(8) << r["isa"].get<std::string>() << std::right
+                  << std::setprecision(1) << "FMA loop " << std::setw(6) << fma << " GFLOP/s, micro-kernel "
+                  << r["tile"].get<std::string>() << " in L1 " << std::setw(6) << tile << " (" << std::setprecision(0)
+                  << 100 * tile / fma << "%)\n";
+    }
+}
+
 /// --serve: for each count n read from stdin until it ends, n timed
 /// forward() calls of x, their ms on one line. bench/compare.py --paired
 /// keeps one such process per engine and alternates turns of a few calls
@@ -353,10 +456,12 @@ int run(const Args& a) {
     };
     const nlohmann::json profile = a.profile ? profile_layers(model, x, a) : nlohmann::json();
     const nlohmann::json layers = a.layers ? time_layers(model, a) : nlohmann::json();
+    const nlohmann::json peak = a.peak ? peaks() : nlohmann::json();
     if (a.json) {
         nlohmann::json out = r;
         if (a.profile) out["profile"] = profile;
         if (a.layers) out["layers"] = layers;
+        if (a.peak) out["peak"] = peak;
         std::cout << out.dump() << '\n';
         return 0;
     }
@@ -372,6 +477,7 @@ int run(const Args& a) {
               << "  kernels     " << resnet::kernel_info() << '\n';
     if (a.profile) print_profile(profile, a.iters);
     if (a.layers) print_layers(layers, a.iters);
+    if (a.peak) print_peaks(peak);
     return 0;
 }
 

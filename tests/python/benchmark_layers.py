@@ -18,10 +18,15 @@ GFLOP/s 2 x the layer's multiply-adds over that time. The summary's GFLOP
 per image must be the sum over the rows plus fc. The rows of `--profile`
 (each layer's time inside forward(), ResNet::forward(x, timings)) must be
 those convolutions with torchvision's maxpool after conv1 and its avgpool
-and fc last, each with a positive time.
+and fc last, each with a positive time. `--peak` must list the x86 kernel
+sets this CPU has (/proc/cpuinfo), each with a positive FMA-loop rate, the
+micro-tile of `kernels` for the set the network runs, and a micro-kernel
+rate within (0.2, 1.25] of the loop's: no tile can outrun FMAs that never
+touch memory by more than timing noise.
 """
 import argparse
 import json
+import platform
 import subprocess
 import sys
 
@@ -123,14 +128,45 @@ def check(bench, arch, size):
     return errors
 
 
+def cpu_sets():
+    """The x86 kernel sets (isa.hpp) this CPU runs, in --peak's order."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return []
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    wanted = [("sse2", ["sse2"]), ("avx2", ["avx2", "fma"]), ("avx512", ["avx512f"])]
+    return [name for name, need in wanted if all(n in flags for n in need)]
+
+
+def check_peak(bench):
+    out = subprocess.run([bench, "--arch", "resnet18", "--random", "--threads", "1", "--iters", "1", "--warmup", "0",
+                          "--size", "32", "--peak", "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    rows = report["peak"]
+    errors = []
+    if [r["isa"] for r in rows] != cpu_sets():
+        errors.append(f"peak sets: got {[r['isa'] for r in rows]}, this CPU has {cpu_sets()}")
+    active, tile = report["kernels"].split()[0], report["kernels"].split("micro-tile ")[-1].rstrip(")")
+    for r in rows:
+        if not r["fma_gflops"] > 0:
+            errors.append(f"peak {r['isa']}: FMA loop {r['fma_gflops']} GFLOP/s")
+        elif not 0.2 < r["tile_gflops"] / r["fma_gflops"] <= 1.25:
+            errors.append(f"peak {r['isa']}: micro-kernel {r['tile_gflops']} against FMA loop {r['fma_gflops']} GFLOP/s")
+        if r["isa"] == active and r["tile"] != tile:
+            errors.append(f"peak {r['isa']}: tile {r['tile']}, kernels says {report['kernels']}")
+    return errors
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--benchmark", required=True)
     args = parser.parse_args()
+    checks = [(f"{arch} {size}x{size}", lambda a=arch, n=size: check(args.benchmark, a, n)) for arch, size in CASES]
+    checks.append(("--peak", lambda: check_peak(args.benchmark)))
     failed = 0
-    for arch, size in CASES:
-        errors = check(args.benchmark, arch, size)
-        print(f"{arch} {size}x{size}: {'ok' if not errors else 'FAILED'}")
+    for name, run in checks:
+        errors = run()
+        print(f"{name}: {'ok' if not errors else 'FAILED'}")
         for e in errors:
             print("  " + e)
         failed += bool(errors)
